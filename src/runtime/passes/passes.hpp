@@ -1,0 +1,25 @@
+// Load-time graph passes. Each takes a topologically sorted graph and leaves it
+// sorted; each preserves the graph's outputs exactly (up to floating-point
+// rounding of folded arithmetic).
+#pragma once
+
+#include "runtime/graph.hpp"
+
+namespace visage::rt {
+
+// Evaluates on the CPU every node whose inputs are all constant and replaces
+// it by an initializer. Also folds Shape/Size of inputs whose shape is static.
+void fold_constants(Graph& graph);
+
+// Folds BatchNormalization (inference form) into a preceding Conv or
+// ConvTranspose, and a Mul/Add by per-channel constants into Conv weights and bias.
+void fold_batch_norm(Graph& graph);
+
+// Folds an activation that is the only consumer of a Conv/Gemm/MatMul output
+// into that node's "activation" attribute (see graph.hpp).
+void fuse_activations(Graph& graph);
+
+// Removes Identity, Dropout (inference) and no-op Reshape/Cast nodes.
+void remove_identities(Graph& graph);
+
+}  // namespace visage::rt
