@@ -109,4 +109,13 @@ void set_cpu_threads(int threads);
 // True when this build has CUDA and a device is visible.
 bool cuda_available();
 
+// Waits for all queued work on the current CUDA device (no-op without CUDA).
+// Benchmarks call it before reading a clock.
+void cuda_synchronize();
+
+// Where the bundled model packages live: $VISAGE_NPM_DIR when set, else the
+// first of <dir of the running program>/../third_party/npm/node_modules and
+// ./third_party/npm/node_modules that exists. Empty when none does.
+std::filesystem::path model_package_dir();
+
 }  // namespace visage

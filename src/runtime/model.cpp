@@ -366,6 +366,12 @@ void set_cpu_threads(int threads) {
   if (threads > 0) at::set_num_threads(threads);
 }
 
+void cuda_synchronize() {
+#ifdef VISAGE_WITH_CUDA
+  if (at::cuda::is_available()) at::cuda::device_synchronize();
+#endif
+}
+
 bool cuda_available() {
 #ifdef VISAGE_WITH_CUDA
   return at::cuda::is_available();

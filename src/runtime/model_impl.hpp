@@ -35,6 +35,11 @@ struct Model::Impl {
   std::vector<int> output_slots;
   int slot_count = 0;
 
+  // Wraps a built plan as a Model (tests build graphs in memory this way).
+  static std::shared_ptr<const Model> wrap(std::unique_ptr<Impl> impl) {
+    return std::shared_ptr<const Model>(new Model(std::move(impl)));
+  }
+
   static std::unique_ptr<Impl> build(rt::Graph graph, const std::filesystem::path& path,
                                      const RuntimeOptions& options, at::Device device);
 };

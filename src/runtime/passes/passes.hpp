@@ -11,8 +11,8 @@ namespace visage::rt {
 // it by an initializer. Also folds Shape/Size of inputs whose shape is static.
 void fold_constants(Graph& graph);
 
-// Folds BatchNormalization (inference form) into a preceding Conv or
-// ConvTranspose, and a Mul/Add by per-channel constants into Conv weights and bias.
+// Folds BatchNormalization (inference form) into a preceding float32 Conv, and
+// a Mul/Add/Sub by a per-channel constant into the Conv's weights and bias.
 void fold_batch_norm(Graph& graph);
 
 // Folds an activation that is the only consumer of a Conv/Gemm/MatMul output
