@@ -17,7 +17,7 @@ start=$(date +%s)
 cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DVISAGE_CUDA=ON -DVISAGE_WERROR=OFF \
   -DCMAKE_PREFIX_PATH="$torch_prefix;$PWD/.gpu" -DGTEST_ROOT="$PWD/.gpu" > "$out/configure.log" 2>&1 \
   || { tail -40 "$out/configure.log"; exit 1; }
-cmake --build build-gpu -j"$(nproc)" > "$out/build.log" 2>&1 || { grep -E "error" "$out/build.log" | head -40; exit 1; }
+cmake --build build-gpu -j"$(nproc)" -- -k > "$out/build.log" 2>&1 || { grep -E "error" "$out/build.log" | sort -u | head -40; exit 1; }
 echo "build: $(( $(date +%s) - start )) s" | tee -a "$out/versions.txt"
 export VISAGE_NPM_DIR=$PWD/.gpu/npm
 build-gpu/tests/visage_tests --gtest_filter="${VISAGE_GPU_TESTS:-*Parity*:*Cuda*:*Passes*}" 2>&1 | tee "$out/tests.log" | grep -E "^\[  (FAILED|PASSED|SKIPPED) |OK \]|tests ran|error" | tail -60

@@ -1,6 +1,7 @@
 // Model building (load, optimise, compile to steps) and the Session executor.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <c10/core/InferenceMode.h>
 #include <c10/util/Exception.h>
 
 #ifdef VISAGE_WITH_CUDA
@@ -257,8 +258,7 @@ void check_inputs(const Model& model, const std::vector<at::Tensor>& inputs) {
 std::vector<at::Tensor> Session::run(const std::vector<at::Tensor>& inputs) {
   const Model::Impl& impl = model_->impl();
   check_inputs(*model_, inputs);
-  at::NoGradGuard no_grad;
-  at::InferenceMode inference_mode;
+  c10::InferenceMode inference_mode;
 #ifdef VISAGE_WITH_CUDA
   std::optional<c10::cuda::CUDAGuard> guard;
   if (impl.device.is_cuda()) guard.emplace(impl.device.index());

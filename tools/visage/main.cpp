@@ -1,4 +1,5 @@
 // visage: the command-line front end. It uses only the public API.
+#include <algorithm>
 #include <iostream>
 #include <string>
 
