@@ -121,9 +121,12 @@ std::unique_ptr<Model::Impl> Model::Impl::build(rt::Graph graph, const std::file
 
   // Constants: on the device unless a host-parameter input reads them.
   std::set<std::string> host_constants;
+  std::set<std::string> conv_weights;
   for (const auto& node : graph.nodes)
-    for (size_t i = 0; i < node.inputs.size(); ++i)
+    for (size_t i = 0; i < node.inputs.size(); ++i) {
       if (graph.is_initializer(node.inputs[i]) && is_host_parameter(node.op, i)) host_constants.insert(node.inputs[i]);
+      if (node.op == "Conv" && i == 1) conv_weights.insert(node.inputs[i]);
+    }
   for (auto& [name, value] : graph.initializers) {
     at::Tensor placed = value;
     bool on_host = host_constants.count(name) || (!value.is_floating_point() && value.numel() <= 64);
@@ -131,6 +134,12 @@ std::unique_ptr<Model::Impl> Model::Impl::build(rt::Graph graph, const std::file
       placed = value.to(device);
       if (impl->fp16 && placed.scalar_type() == at::kFloat) placed = placed.to(at::kHalf);
     }
+    // Layout resolution: 2-D convolution weights in channels-last order make
+    // ATen run every convolution, and the elementwise ops between them, in
+    // NHWC, the fast path of oneDNN and of cuDNN's tensor cores. TF.js
+    // graphs are NHWC already; ONNX graphs switch once, at their first Conv.
+    if (options.optimize && conv_weights.count(name) && placed.dim() == 4 && placed.is_floating_point())
+      placed = placed.contiguous(at::MemoryFormat::ChannelsLast);
     impl->constants.emplace_back(slot(name), placed);
   }
 
