@@ -273,15 +273,18 @@ Kernel make_sign(const Node&, const BuildContext&) {
                       [](at::Tensor& o, const at::Tensor& x) { at::sign_out(o, x); });
 }
 
-// Floor, Ceil and Round leave integers as they are.
+// Floor, Ceil and Round leave integers as they are. The integer result is
+// the input itself, so that path never writes into an output buffer (which
+// could then be a caller's tensor).
 Kernel rounding(at::Tensor (*fn)(const at::Tensor&), at::Tensor& (*fn_out)(at::Tensor&, const at::Tensor&)) {
-  return unary_kernel([fn](const at::Tensor& x) { return x.is_floating_point() ? fn(x) : x; },
-                      [fn_out](at::Tensor& o, const at::Tensor& x) {
-                        if (x.is_floating_point())
-                          fn_out(o, x);
-                        else
-                          o.copy_(x);
-                      });
+  Kernel on_floats = unary_kernel(fn, [fn_out](at::Tensor& o, const at::Tensor& x) { fn_out(o, x); });
+  return [on_floats](std::span<const at::Tensor> in, std::span<at::Tensor> out) {
+    require(!in.empty() && in[0].defined(), "expects one input");
+    if (in[0].is_floating_point())
+      on_floats(in, out);
+    else
+      out[0] = in[0];
+  };
 }
 
 }  // namespace
