@@ -53,6 +53,13 @@ at::Device torch_device(const RuntimeOptions& options) {
     throw Error(ErrorKind::resource, "CUDA was requested but no CUDA device is visible");
   if (options.device_index < 0 || options.device_index >= at::cuda::device_count())
     throw Error(ErrorKind::resource, "CUDA device " + std::to_string(options.device_index) + " does not exist");
+  // fp32 means IEEE float32: ATen would otherwise let cuDNN and cuBLAS round
+  // matrix inputs to TF32 (10-bit mantissa), about 1e-3 relative error.
+  // A process-wide switch of ATen's; fp16 models do not depend on it.
+  if (options.precision == Precision::fp32) {
+    at::globalContext().setAllowTF32CuDNN(false);
+    at::globalContext().setAllowTF32CuBLAS(false);
+  }
   return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(options.device_index));
 #else
   throw Error(ErrorKind::unsupported, "this build of Visage has no CUDA backend (configure with -DVISAGE_CUDA=ON)");

@@ -61,8 +61,11 @@ Kernel make_conv(const Node& node, const BuildContext& context) {
     at::Tensor y = at::convolution(x, w, bias, p.window.stride_vector(static_cast<size_t>(n)), split.symmetric,
                                    p.window.dilation_vector(static_cast<size_t>(n)), false,
                                    std::vector<int64_t>(static_cast<size_t>(n), 0), p.group);
+    // The activation runs in the node's own layout: a PRelu slope is shaped
+    // to broadcast against NHWC output in a TF.js graph.
+    if (p.nhwc) y = channels_last_view(y);
     apply_fused_activation(p.activation, y, p.activation.has_slope_input() ? in.back() : at::Tensor());
-    out[0] = p.nhwc ? channels_last_view(y) : y;
+    out[0] = y;
   };
 }
 
@@ -129,8 +132,11 @@ Kernel make_conv_transpose(const Node& node, const BuildContext& context) {
         y = y + bias.view(shape);
       }
     }
+    // The activation runs in the node's own layout: a PRelu slope is shaped
+    // to broadcast against NHWC output in a TF.js graph.
+    if (p.nhwc) y = channels_last_view(y);
     apply_fused_activation(p.activation, y, p.activation.has_slope_input() ? in.back() : at::Tensor());
-    out[0] = p.nhwc ? channels_last_view(y) : y;
+    out[0] = y;
   };
 }
 
