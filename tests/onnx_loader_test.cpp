@@ -46,7 +46,7 @@ std::string float_field(int field, float v) {
 std::string attr_int(const std::string& name, int64_t v) {
   return bytes_field(5, bytes_field(1, name) + int_field(20, 2) + int_field(3, v));
 }
-std::string attr_ints(const std::string& name, const std::vector<int64_t>& values) {
+[[maybe_unused]] std::string attr_ints(const std::string& name, const std::vector<int64_t>& values) {
   std::string body = bytes_field(1, name) + int_field(20, 7);
   for (int64_t v : values) body += int_field(8, v);
   return bytes_field(5, body);

@@ -3,6 +3,8 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <sstream>
+
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -319,7 +321,9 @@ TEST(TfjsGraphLoader, StridedSliceMasksMatchTensorFlowSemantics) {
   ASSERT_EQ(out.size(), expected.size());
   for (size_t k = 0; k < expected.size(); ++k) {
     EXPECT_EQ(out[k].sizes(), expected[k].sizes()) << "case " << k;
-    if (out[k].sizes() == expected[k].sizes()) EXPECT_TRUE(at::equal(out[k], expected[k])) << "case " << k;
+    if (out[k].sizes() == expected[k].sizes()) {
+      EXPECT_TRUE(at::equal(out[k], expected[k])) << "case " << k;
+    }
   }
 }
 
@@ -386,9 +390,11 @@ struct RealModel {
 };
 
 std::string shape_string(at::IntArrayRef shape) {
-  std::string s = "[";
-  for (size_t k = 0; k < shape.size(); ++k) s += (k ? "," : "") + std::to_string(shape[k]);
-  return s + "]";
+  std::ostringstream s;
+  s << "[";
+  for (size_t k = 0; k < shape.size(); ++k) s << (k ? "," : "") << shape[k];
+  s << "]";
+  return s.str();
 }
 
 // A smooth, deterministic image in [0, 1].

@@ -57,8 +57,7 @@ class Model {
   // TF.js `model.json` (graph-model or layers-model) with its weight shards
   // beside it. Throws Error{model} for a missing, truncated or corrupt file,
   // Error{unsupported} for operators the runtime lacks.
-  static std::shared_ptr<const Model> load(const std::filesystem::path& path,
-                                           const RuntimeOptions& options = {});
+  static std::shared_ptr<const Model> load(const std::filesystem::path& path, const RuntimeOptions& options = {});
 
   virtual ~Model();
 

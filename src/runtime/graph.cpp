@@ -106,8 +106,7 @@ void topological_sort(Graph& graph) {
       waiting.erase(it);
     }
   }
-  if (sorted.size() != graph.nodes.size())
-    throw Error(ErrorKind::model, graph.source + ": the graph has a cycle");
+  if (sorted.size() != graph.nodes.size()) throw Error(ErrorKind::model, graph.source + ": the graph has a cycle");
   graph.nodes = std::move(sorted);
 }
 

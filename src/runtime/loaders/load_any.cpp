@@ -22,8 +22,7 @@ Graph load_any(const std::filesystem::path& path) {
       return load_tfjs_layers(path);
     return load_tfjs_graph(path);
   }
-  throw Error(ErrorKind::unsupported,
-              path.string() + ": unknown model format (expected .onnx or a TF.js model.json)");
+  throw Error(ErrorKind::unsupported, path.string() + ": unknown model format (expected .onnx or a TF.js model.json)");
 }
 
 }  // namespace visage::rt

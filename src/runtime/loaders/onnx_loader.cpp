@@ -65,28 +65,17 @@ onnx::ModelProto parse_model(const std::filesystem::path& path) {
 
 at::ScalarType scalar_type_of(int32_t onnx_type, const std::string& where) {
   switch (onnx_type) {
-    case onnx::TensorProto::FLOAT:
-      return at::kFloat;
-    case onnx::TensorProto::DOUBLE:
-      return at::kDouble;
-    case onnx::TensorProto::FLOAT16:
-      return at::kHalf;
-    case onnx::TensorProto::BFLOAT16:
-      return at::kBFloat16;
-    case onnx::TensorProto::INT8:
-      return at::kChar;
-    case onnx::TensorProto::INT16:
-      return at::kShort;
-    case onnx::TensorProto::INT32:
-      return at::kInt;
-    case onnx::TensorProto::INT64:
-      return at::kLong;
-    case onnx::TensorProto::UINT8:
-      return at::kByte;
-    case onnx::TensorProto::BOOL:
-      return at::kBool;
-    default:
-      break;
+    case onnx::TensorProto::FLOAT: return at::kFloat;
+    case onnx::TensorProto::DOUBLE: return at::kDouble;
+    case onnx::TensorProto::FLOAT16: return at::kHalf;
+    case onnx::TensorProto::BFLOAT16: return at::kBFloat16;
+    case onnx::TensorProto::INT8: return at::kChar;
+    case onnx::TensorProto::INT16: return at::kShort;
+    case onnx::TensorProto::INT32: return at::kInt;
+    case onnx::TensorProto::INT64: return at::kLong;
+    case onnx::TensorProto::UINT8: return at::kByte;
+    case onnx::TensorProto::BOOL: return at::kBool;
+    default: break;
   }
   std::string name = onnx::TensorProto::DataType_IsValid(onnx_type)
                          ? onnx::TensorProto::DataType_Name(static_cast<onnx::TensorProto::DataType>(onnx_type))
@@ -169,8 +158,7 @@ at::Tensor tensor_from_proto(const onnx::TensorProto& proto, const std::string& 
       for (int64_t i = 0; i < count; ++i) out[i] = static_cast<uint16_t>(proto.int32_data(static_cast<int>(i)));
       break;
     }
-    default:
-      break;
+    default: break;
   }
   return tensor;
 }
@@ -213,22 +201,14 @@ AttrValue attribute_value(const onnx::AttributeProto& attr, const std::string& w
       type = A::STRINGS;
   }
   switch (type) {
-    case A::INT:
-      return attr.i();
-    case A::FLOAT:
-      return static_cast<double>(attr.f());
-    case A::STRING:
-      return attr.s();
-    case A::INTS:
-      return std::vector<int64_t>(attr.ints().begin(), attr.ints().end());
-    case A::FLOATS:
-      return std::vector<double>(attr.floats().begin(), attr.floats().end());
-    case A::STRINGS:
-      return std::vector<std::string>(attr.strings().begin(), attr.strings().end());
-    case A::TENSOR:
-      return tensor_from_proto(attr.t(), where + ": attribute '" + attr.name() + "'");
-    default:
-      break;
+    case A::INT: return attr.i();
+    case A::FLOAT: return static_cast<double>(attr.f());
+    case A::STRING: return attr.s();
+    case A::INTS: return std::vector<int64_t>(attr.ints().begin(), attr.ints().end());
+    case A::FLOATS: return std::vector<double>(attr.floats().begin(), attr.floats().end());
+    case A::STRINGS: return std::vector<std::string>(attr.strings().begin(), attr.strings().end());
+    case A::TENSOR: return tensor_from_proto(attr.t(), where + ": attribute '" + attr.name() + "'");
+    default: break;
   }
   throw Error(ErrorKind::unsupported, where + ": attribute '" + attr.name() + "' has an unsupported type (" +
                                           A::AttributeType_Name(type) + ")");

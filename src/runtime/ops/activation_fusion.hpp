@@ -64,32 +64,15 @@ inline FusedActivation parse_fused_activation(const Node& node) {
 inline void apply_fused_activation(const FusedActivation& f, at::Tensor& y, const at::Tensor& slope = {}) {
   using K = FusedActivation::Kind;
   switch (f.kind) {
-    case K::none:
-      return;
-    case K::relu:
-      y.relu_();
-      return;
-    case K::clip:
-      y.clamp_(f.min, f.max);
-      return;
-    case K::leaky_relu:
-      at::leaky_relu_(y, f.alpha);
-      return;
-    case K::sigmoid:
-      y.sigmoid_();
-      return;
-    case K::tanh:
-      y.tanh_();
-      return;
-    case K::elu:
-      at::elu_(y, f.alpha);
-      return;
-    case K::hard_sigmoid:
-      y.mul_(f.alpha).add_(f.beta).clamp_(0.0, 1.0);
-      return;
-    case K::hard_swish:
-      at::hardswish_(y);
-      return;
+    case K::none: return;
+    case K::relu: y.relu_(); return;
+    case K::clip: y.clamp_(f.min, f.max); return;
+    case K::leaky_relu: at::leaky_relu_(y, f.alpha); return;
+    case K::sigmoid: y.sigmoid_(); return;
+    case K::tanh: y.tanh_(); return;
+    case K::elu: at::elu_(y, f.alpha); return;
+    case K::hard_sigmoid: y.mul_(f.alpha).add_(f.beta).clamp_(0.0, 1.0); return;
+    case K::hard_swish: at::hardswish_(y); return;
     case K::prelu: {
       require(slope.defined(), "fused PRelu needs its slope as the last input");
       at::Tensor s = slope.device() == y.device() ? slope : slope.to(y.device());

@@ -19,28 +19,17 @@ namespace {
 // 16/32/64-bit types, strings and complex numbers have no ATen counterpart here.
 at::ScalarType scalar_type_of_onnx(int64_t code) {
   switch (code) {
-    case 1:
-      return at::kFloat;
-    case 2:
-      return at::kByte;
-    case 3:
-      return at::kChar;
-    case 5:
-      return at::kShort;
-    case 6:
-      return at::kInt;
-    case 7:
-      return at::kLong;
-    case 9:
-      return at::kBool;
-    case 10:
-      return at::kHalf;
-    case 11:
-      return at::kDouble;
-    case 16:
-      return at::kBFloat16;
-    default:
-      break;
+    case 1: return at::kFloat;
+    case 2: return at::kByte;
+    case 3: return at::kChar;
+    case 5: return at::kShort;
+    case 6: return at::kInt;
+    case 7: return at::kLong;
+    case 9: return at::kBool;
+    case 10: return at::kHalf;
+    case 11: return at::kDouble;
+    case 16: return at::kBFloat16;
+    default: break;
   }
   throw Error(ErrorKind::unsupported, "Cast to ONNX data type " + std::to_string(code) + " is not supported");
 }

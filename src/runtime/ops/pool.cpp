@@ -46,14 +46,10 @@ bool aten_can_pad(const std::vector<int64_t>& pads, const std::vector<int64_t>& 
 at::Tensor max_pool(const at::Tensor& x, const std::vector<int64_t>& k, const std::vector<int64_t>& s,
                     const std::vector<int64_t>& pad, const std::vector<int64_t>& d, bool ceil) {
   switch (k.size()) {
-    case 1:
-      return at::max_pool1d(x, k, s, pad, d, ceil);
-    case 2:
-      return at::max_pool2d(x, k, s, pad, d, ceil);
-    case 3:
-      return at::max_pool3d(x, k, s, pad, d, ceil);
-    default:
-      throw std::invalid_argument("MaxPool supports 1-D, 2-D and 3-D inputs");
+    case 1: return at::max_pool1d(x, k, s, pad, d, ceil);
+    case 2: return at::max_pool2d(x, k, s, pad, d, ceil);
+    case 3: return at::max_pool3d(x, k, s, pad, d, ceil);
+    default: throw std::invalid_argument("MaxPool supports 1-D, 2-D and 3-D inputs");
   }
 }
 
@@ -62,8 +58,8 @@ std::tuple<at::Tensor, at::Tensor> max_pool_with_indices(const at::Tensor& x, st
                                                          std::vector<int64_t> d, bool ceil) {
   if (k.size() == 1) {
     // 1-D as 2-D over a trailing unit dimension.
-    k.push_back(1), s.push_back(1), pad.push_back(0), d.push_back(1);
-    auto [y, i] = at::max_pool2d_with_indices(x.unsqueeze(-1), k, s, pad, d, ceil);
+    const std::vector<int64_t> k2{k[0], 1}, s2{s[0], 1}, pad2{pad[0], 0}, d2{d[0], 1};
+    auto [y, i] = at::max_pool2d_with_indices(x.unsqueeze(-1), k2, s2, pad2, d2, ceil);
     return {y.squeeze(-1), i.squeeze(-1)};
   }
   if (k.size() == 2) return at::max_pool2d_with_indices(x, k, s, pad, d, ceil);
@@ -74,14 +70,10 @@ std::tuple<at::Tensor, at::Tensor> max_pool_with_indices(const at::Tensor& x, st
 at::Tensor avg_pool(const at::Tensor& x, const std::vector<int64_t>& k, const std::vector<int64_t>& s,
                     const std::vector<int64_t>& pad, bool ceil, bool count_include_pad) {
   switch (k.size()) {
-    case 1:
-      return at::avg_pool1d(x, k, s, pad, ceil, count_include_pad);
-    case 2:
-      return at::avg_pool2d(x, k, s, pad, ceil, count_include_pad);
-    case 3:
-      return at::avg_pool3d(x, k, s, pad, ceil, count_include_pad);
-    default:
-      throw std::invalid_argument("AveragePool supports 1-D, 2-D and 3-D inputs");
+    case 1: return at::avg_pool1d(x, k, s, pad, ceil, count_include_pad);
+    case 2: return at::avg_pool2d(x, k, s, pad, ceil, count_include_pad);
+    case 3: return at::avg_pool3d(x, k, s, pad, ceil, count_include_pad);
+    default: throw std::invalid_argument("AveragePool supports 1-D, 2-D and 3-D inputs");
   }
 }
 

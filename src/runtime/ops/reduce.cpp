@@ -29,29 +29,20 @@ bool needs_float(Reduction kind, const at::Tensor& x) {
 
 at::Tensor reduce(Reduction kind, const at::Tensor& x, const std::vector<int64_t>& axes, bool keepdims) {
   switch (kind) {
-    case Reduction::sum:
-      return at::sum(x, axes, keepdims, x.scalar_type());
-    case Reduction::mean:
-      return at::mean(x, axes, keepdims);
-    case Reduction::max:
-      return at::amax(x, axes, keepdims);
-    case Reduction::min:
-      return at::amin(x, axes, keepdims);
+    case Reduction::sum: return at::sum(x, axes, keepdims, x.scalar_type());
+    case Reduction::mean: return at::mean(x, axes, keepdims);
+    case Reduction::max: return at::amax(x, axes, keepdims);
+    case Reduction::min: return at::amin(x, axes, keepdims);
     case Reduction::prod: {
       at::Tensor y = x;
       for (auto it = axes.rbegin(); it != axes.rend(); ++it) y = at::prod(y, *it, keepdims, x.scalar_type());
       return y;
     }
-    case Reduction::l1:
-      return at::sum(at::abs(x), axes, keepdims, x.scalar_type());
-    case Reduction::l2:
-      return at::sqrt(at::sum(x * x, axes, keepdims, x.scalar_type()));
-    case Reduction::log_sum:
-      return at::log(at::sum(x, axes, keepdims, x.scalar_type()));
-    case Reduction::log_sum_exp:
-      return at::logsumexp(x, axes, keepdims);
-    case Reduction::sum_square:
-      return at::sum(x * x, axes, keepdims, x.scalar_type());
+    case Reduction::l1: return at::sum(at::abs(x), axes, keepdims, x.scalar_type());
+    case Reduction::l2: return at::sqrt(at::sum(x * x, axes, keepdims, x.scalar_type()));
+    case Reduction::log_sum: return at::log(at::sum(x, axes, keepdims, x.scalar_type()));
+    case Reduction::log_sum_exp: return at::logsumexp(x, axes, keepdims);
+    case Reduction::sum_square: return at::sum(x * x, axes, keepdims, x.scalar_type());
   }
   throw std::invalid_argument("unknown reduction");
 }

@@ -117,19 +117,15 @@ std::vector<T> to_channels_first(std::vector<T> v) {
 double source_coordinate(const ResizeParams& p, double x, double scale, int64_t in, int64_t out, double roi_start,
                          double roi_end) {
   switch (p.transform) {
-    case Transform::half_pixel:
-      return (x + 0.5) / scale - 0.5;
-    case Transform::pytorch_half_pixel:
-      return out > 1 ? (x + 0.5) / scale - 0.5 : 0.0;
+    case Transform::half_pixel: return (x + 0.5) / scale - 0.5;
+    case Transform::pytorch_half_pixel: return out > 1 ? (x + 0.5) / scale - 0.5 : 0.0;
     case Transform::align_corners: {
       // ONNX uses the unrounded resized length (in * scale), not the output size.
       double resized = static_cast<double>(in) * scale;
       return resized == 1.0 || out == 1 ? 0.0 : x * static_cast<double>(in - 1) / (resized - 1.0);
     }
-    case Transform::asymmetric:
-      return x / scale;
-    case Transform::tf_half_pixel_for_nn:
-      return (x + 0.5) / scale;
+    case Transform::asymmetric: return x / scale;
+    case Transform::tf_half_pixel_for_nn: return (x + 0.5) / scale;
     case Transform::tf_crop_and_resize:
       return out > 1 ? roi_start * static_cast<double>(in - 1) +
                            x * (roi_end - roi_start) * static_cast<double>(in - 1) / static_cast<double>(out - 1)
@@ -140,14 +136,10 @@ double source_coordinate(const ResizeParams& p, double x, double scale, int64_t 
 
 int64_t round_nearest(Rounding rounding, double v) {
   switch (rounding) {
-    case Rounding::round_prefer_floor:
-      return static_cast<int64_t>(std::ceil(v - 0.5));
-    case Rounding::round_prefer_ceil:
-      return static_cast<int64_t>(std::floor(v + 0.5));
-    case Rounding::floor:
-      return static_cast<int64_t>(std::floor(v));
-    case Rounding::ceil:
-      return static_cast<int64_t>(std::ceil(v));
+    case Rounding::round_prefer_floor: return static_cast<int64_t>(std::ceil(v - 0.5));
+    case Rounding::round_prefer_ceil: return static_cast<int64_t>(std::floor(v + 0.5));
+    case Rounding::floor: return static_cast<int64_t>(std::floor(v));
+    case Rounding::ceil: return static_cast<int64_t>(std::ceil(v));
   }
   return 0;
 }

@@ -7,7 +7,8 @@ void remove_identities(Graph& graph) {
   std::vector<bool> remove(graph.nodes.size(), false);
   for (size_t i = 0; i < graph.nodes.size(); ++i) {
     const Node& node = graph.nodes[i];
-    bool passthrough = node.op == "Identity" || (node.op == "Dropout" && (node.outputs.size() < 2 || node.outputs[1].empty()));
+    bool passthrough =
+        node.op == "Identity" || (node.op == "Dropout" && (node.outputs.size() < 2 || node.outputs[1].empty()));
     if (!passthrough || node.inputs.empty() || node.outputs.empty()) continue;
     const std::string& from = node.outputs[0];
     const std::string& to = node.inputs[0];
