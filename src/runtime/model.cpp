@@ -237,6 +237,7 @@ struct Session::State {
   std::vector<at::Tensor> graph_inputs;
   std::vector<at::Tensor> graph_outputs;
   std::vector<std::vector<int64_t>> graph_shapes;
+  bool graphs_unsupported = false;  // capture failed once: run eagerly from then on
   std::vector<at::Tensor> run_cuda_graph(const Model::Impl& impl, const std::vector<at::Tensor>& inputs);
 #endif
 
@@ -297,7 +298,8 @@ std::vector<at::Tensor> Session::run(const std::vector<at::Tensor>& inputs) {
 #ifdef VISAGE_WITH_CUDA
   std::optional<c10::cuda::CUDAGuard> guard;
   if (impl.device.is_cuda()) guard.emplace(impl.device.index());
-  if (impl.device.is_cuda() && impl.options.cuda_graphs) return state_->run_cuda_graph(impl, inputs);
+  if (impl.device.is_cuda() && impl.options.cuda_graphs && !state_->graphs_unsupported)
+    return state_->run_cuda_graph(impl, inputs);
 #endif
   std::vector<at::Tensor> staged;
   for (const auto& input : inputs) staged.push_back(state_->stage_input(impl, input));
@@ -385,7 +387,24 @@ std::vector<at::Tensor> Session::State::run_cuda_graph(const Model::Impl& impl, 
     stream.synchronize();
     auto captured = std::make_unique<at::cuda::CUDAGraph>();
     captured->capture_begin();
-    graph_outputs = run_steps(impl, graph_inputs);
+    try {
+      graph_outputs = run_steps(impl, graph_inputs);
+    } catch (const std::exception&) {
+      // Some graphs cannot be captured: a kernel copies between host and
+      // device mid-run (shape arithmetic read back, CPU-side parameters).
+      // Close the capture, forget it, and run this session eagerly.
+      try {
+        captured->capture_end();
+      } catch (const std::exception&) {
+      }
+      (void)cudaGetLastError();
+      graph_outputs.clear();
+      graphs_unsupported = true;
+      std::vector<at::Tensor> outputs = run_steps(impl, graph_inputs);
+      for (auto& output : outputs)
+        if (output.scalar_type() == at::kHalf) output = output.to(at::kFloat);
+      return outputs;
+    }
     captured->capture_end();
     graph = std::move(captured);
     graph_shapes = shapes;
