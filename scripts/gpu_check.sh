@@ -20,6 +20,14 @@ cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DVISAGE_CUDA=ON -DVISAGE_WER
 cmake --build build-gpu -j"$(nproc)" -- -k > "$out/build.log" 2>&1 || { grep -E "error" "$out/build.log" | sort -u | head -40; exit 1; }
 echo "build: $(( $(date +%s) - start )) s" | tee -a "$out/versions.txt"
 export VISAGE_NPM_DIR=$PWD/.gpu/npm
-build-gpu/tests/visage_tests --gtest_filter="${VISAGE_GPU_TESTS:-*Parity*:*Cuda*:*Passes*}" 2>&1 | tee "$out/tests.log" | grep -E "^\[  (FAILED|PASSED|SKIPPED) |OK \]|tests ran|error" | tail -60
+if [ -f .gpu/onnx-node-tests.tgz ]; then
+  mkdir -p /tmp/onnx-node-tests && tar xzf .gpu/onnx-node-tests.tgz -C /tmp/onnx-node-tests
+  export VISAGE_ONNX_NODE_TESTS=/tmp/onnx-node-tests/node
+fi
+# A pip torch's libtorch.so exports std::filesystem symbols of its own that
+# crash when called (remove_all, seen in the tests' temporary-directory
+# clean-up); load the system libstdc++ first so those bind to it.
+export LD_PRELOAD=$(g++ -print-file-name=libstdc++.so.6)
+build-gpu/tests/visage_tests --gtest_filter="${VISAGE_GPU_TESTS:-*}" 2>&1 | tee "$out/tests.log" | grep -E "^\[  (FAILED|PASSED|SKIPPED) |OK \]|tests ran|error" | tail -60
 build-gpu/visage bench runtime --device all --threads "${VISAGE_BENCH_THREADS:-2}" --json "$out/bench_gpu.json" \
   ${VISAGE_BENCH_ARGS:-} 2>&1 | tee "$out/bench.log"

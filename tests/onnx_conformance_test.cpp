@@ -103,11 +103,21 @@ struct RunResult {
   std::string detail;
 };
 
-RunResult run_case(const fs::path& dir, bool optimize) {
+// How a case is run: as written and optimised on the CPU, and optimised on
+// CUDA (fp32) where a GPU is present, so every claimed operator's CUDA path is
+// checked against the same expected outputs.
+struct Mode {
+  bool optimize;
+  bool cuda;
+  const char* label;
+};
+
+RunResult run_case(const fs::path& dir, const Mode& mode) {
   RunResult result;
   try {
     visage::RuntimeOptions options;
-    options.optimize = optimize;
+    options.optimize = mode.optimize;
+    if (mode.cuda) options.device = visage::Device::cuda;
     auto model = visage::Model::load(dir / "model.onnx", options);
     visage::Session session(model);
     for (const auto& entry : fs::directory_iterator(dir)) {
@@ -123,7 +133,7 @@ RunResult run_case(const fs::path& dir, bool optimize) {
         return result;
       }
       for (size_t i = 0; i < outputs.size(); ++i) {
-        std::string difference = compare(outputs[i], visage::rt::read_onnx_tensor_file(expected_files[i]));
+        std::string difference = compare(outputs[i].cpu(), visage::rt::read_onnx_tensor_file(expected_files[i]));
         if (!difference.empty()) {
           result.outcome = Outcome::failed;
           result.detail = entry.path().filename().string() + " output " + std::to_string(i) + ": " + difference;
@@ -185,9 +195,11 @@ TEST(OnnxConformance, ClaimedOperatorsPassOnnxNodeTests) {
     auto skip = skips.find(name);
     std::string verdict;  // empty: passed
     bool was_skipped = false;
-    for (bool optimize : {false, true}) {
-      RunResult r = run_case(dir, optimize);
-      std::string mode = optimize ? " [optimize=true]" : " [optimize=false]";
+    std::vector<Mode> modes = {{false, false, " [cpu, optimize=false]"}, {true, false, " [cpu, optimize=true]"}};
+    if (visage::cuda_available()) modes.push_back({true, true, " [cuda fp32, optimize=true]"});
+    for (const Mode& run_mode : modes) {
+      RunResult r = run_case(dir, run_mode);
+      std::string mode = run_mode.label;
       if (skip != skips.end()) {
         seen_skips.insert(name);
         if (r.outcome == Outcome::unsupported) {
