@@ -12,6 +12,7 @@
 #endif
 
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -198,6 +199,19 @@ std::unique_ptr<Model::Impl> Model::Impl::build(rt::Graph graph, const std::file
     for (const auto& output : node.outputs) step.outputs.push_back(output.empty() ? -1 : slot(output));
     impl->steps.push_back(std::move(step));
   }
+  if (impl->fp16) {
+    // The steps after the last convolution or matrix product (the tail: L2
+    // normalisation of an embedding, score decoding) are cheap but prone to
+    // overflow in half precision: a sum of squares passes 65504 long before
+    // the embedding does. They run in float32, like autocast's fp32 list.
+    size_t tail = 0;
+    for (size_t s = 0; s < impl->steps.size(); ++s) {
+      const std::string& op = impl->steps[s].op;
+      if (op == "Conv" || op == "ConvTranspose" || op == "MatMul" || op == "Gemm" || op == "tf.BatchMatMul")
+        tail = s + 1;
+    }
+    for (size_t s = tail; s < impl->steps.size(); ++s) impl->steps[s].widen = true;
+  }
   for (const auto& output : graph.outputs) {
     if (!slot_of.count(output.name))
       throw Error(ErrorKind::model, path.string() + ": graph output '" + output.name + "' is never produced");
@@ -238,7 +252,7 @@ struct Session::State {
   std::vector<at::Tensor> graph_outputs;
   std::vector<std::vector<int64_t>> graph_shapes;
   bool graphs_unsupported = false;  // capture failed once: run eagerly from then on
-  std::vector<at::Tensor> run_cuda_graph(const Model::Impl& impl, const std::vector<at::Tensor>& inputs);
+  std::optional<std::vector<at::Tensor>> run_cuda_graph(const Model::Impl& impl, const std::vector<at::Tensor>& inputs);
 #endif
 
   at::Tensor stage_input(const Model::Impl& impl, const at::Tensor& input);
@@ -299,7 +313,7 @@ std::vector<at::Tensor> Session::run(const std::vector<at::Tensor>& inputs) {
   std::optional<c10::cuda::CUDAGuard> guard;
   if (impl.device.is_cuda()) guard.emplace(impl.device.index());
   if (impl.device.is_cuda() && impl.options.cuda_graphs && !state_->graphs_unsupported)
-    return state_->run_cuda_graph(impl, inputs);
+    if (auto outputs = state_->run_cuda_graph(impl, inputs)) return *outputs;
 #endif
   std::vector<at::Tensor> staged;
   for (const auto& input : inputs) staged.push_back(state_->stage_input(impl, input));
@@ -324,6 +338,9 @@ std::vector<at::Tensor> Session::State::run_steps(const Model::Impl& impl, const
   for (const auto& step : impl.steps) {
     in_values.clear();
     for (int s : step.inputs) in_values.push_back(s >= 0 ? slots[static_cast<size_t>(s)] : at::Tensor());
+    if (step.widen)
+      for (auto& value : in_values)
+        if (value.defined() && value.scalar_type() == at::kHalf) value = value.to(at::kFloat);
     out_values.assign(step.outputs.size(), at::Tensor());
     if (reuse_buffers)
       for (size_t o = 0; o < step.outputs.size(); ++o)
@@ -372,7 +389,8 @@ std::vector<at::Tensor> Session::State::run_steps(const Model::Impl& impl, const
 }
 
 #ifdef VISAGE_WITH_CUDA
-std::vector<at::Tensor> Session::State::run_cuda_graph(const Model::Impl& impl, const std::vector<at::Tensor>& inputs) {
+std::optional<std::vector<at::Tensor>> Session::State::run_cuda_graph(const Model::Impl& impl,
+                                                                      const std::vector<at::Tensor>& inputs) {
   std::vector<std::vector<int64_t>> shapes;
   for (const auto& input : inputs) shapes.push_back(input.sizes().vec());
   if (!graph || shapes != graph_shapes) {
@@ -392,18 +410,20 @@ std::vector<at::Tensor> Session::State::run_cuda_graph(const Model::Impl& impl, 
     } catch (const std::exception&) {
       // Some graphs cannot be captured: a kernel copies between host and
       // device mid-run (shape arithmetic read back, CPU-side parameters).
-      // Close the capture, forget it, and run this session eagerly.
+      // Close the capture, wait for the device, forget everything made for
+      // it, and let the caller run this session eagerly from now on.
       try {
         captured->capture_end();
       } catch (const std::exception&) {
       }
       (void)cudaGetLastError();
+      captured.reset();
       graph_outputs.clear();
+      graph_inputs.clear();
+      for (auto& value : slots) value.reset();
+      at::cuda::device_synchronize();
       graphs_unsupported = true;
-      std::vector<at::Tensor> outputs = run_steps(impl, graph_inputs);
-      for (auto& output : outputs)
-        if (output.scalar_type() == at::kHalf) output = output.to(at::kFloat);
-      return outputs;
+      return std::nullopt;
     }
     captured->capture_end();
     graph = std::move(captured);

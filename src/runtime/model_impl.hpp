@@ -21,6 +21,8 @@ struct Model::Impl {
     std::vector<int> inputs;   // slot per input, -1 for an omitted optional input
     std::vector<int> outputs;  // slot per output, -1 for an unused output
     std::vector<int> release;  // slots whose last reader is this step
+    // fp16 models: run this step in float32 (half inputs widened first).
+    bool widen = false;
   };
 
   RuntimeOptions options;
