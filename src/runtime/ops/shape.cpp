@@ -267,20 +267,20 @@ Kernel make_gather_nd(const Node& node, const BuildContext&) {
   };
 }
 
+// ATen's name for an ONNX scatter reduction; empty for "none".
+std::string aten_scatter_reduction(const Node& node, const std::string& op) {
+  const std::string reduction = node.attrs.get_string("reduction", "none");
+  if (reduction == "none") return "";
+  if (reduction == "add") return "sum";
+  if (reduction == "mul") return "prod";
+  if (reduction == "max") return "amax";
+  if (reduction == "min") return "amin";
+  throw Error(ErrorKind::unsupported, op + " reduction '" + reduction + "'");
+}
+
 Kernel make_scatter_elements(const Node& node, const BuildContext&) {
   int64_t axis = node.attrs.get_int("axis", 0);
-  std::string reduction = node.attrs.get_string("reduction", "none");
-  std::string aten_reduce;
-  if (reduction == "mul")
-    aten_reduce = "prod";
-  else if (reduction == "max")
-    aten_reduce = "amax";
-  else if (reduction == "min")
-    aten_reduce = "amin";
-  else if (reduction == "add")
-    aten_reduce = "sum";
-  else if (reduction != "none")
-    throw Error(ErrorKind::unsupported, "ScatterElements reduction '" + reduction + "'");
+  std::string aten_reduce = aten_scatter_reduction(node, "ScatterElements");
   return [axis, aten_reduce](std::span<const at::Tensor> in, std::span<at::Tensor> out) {
     std::vector<at::Tensor> values{in[0], in[2]};
     align_operands(values);
@@ -296,17 +296,8 @@ Kernel make_scatter_elements(const Node& node, const BuildContext&) {
 }
 
 Kernel make_scatter_nd(const Node& node, const BuildContext&) {
-  std::string reduction = node.attrs.get_string("reduction", "none");
-  std::string aten_reduce;
-  if (reduction == "mul")
-    aten_reduce = "prod";
-  else if (reduction == "max")
-    aten_reduce = "amax";
-  else if (reduction == "min")
-    aten_reduce = "amin";
-  else if (reduction != "none" && reduction != "add")
-    throw Error(ErrorKind::unsupported, "ScatterND reduction '" + reduction + "'");
-  return [reduction, aten_reduce](std::span<const at::Tensor> in, std::span<at::Tensor> out) {
+  std::string aten_reduce = aten_scatter_reduction(node, "ScatterND");
+  return [aten_reduce](std::span<const at::Tensor> in, std::span<at::Tensor> out) {
     std::vector<at::Tensor> values{in[0], in[2]};
     align_operands(values);
     const at::Tensor& data = values[0];
@@ -323,9 +314,9 @@ Kernel make_scatter_nd(const Node& node, const BuildContext&) {
     at::Tensor updates = values[1].to(data.scalar_type()).reshape(update_shape);
     at::Tensor result = data.clone(at::MemoryFormat::Contiguous);
     at::Tensor rows = result.view(rows_shape);
-    if (reduction == "none")
+    if (aten_reduce.empty())
       rows.index_copy_(0, flat, updates);
-    else if (reduction == "add")
+    else if (aten_reduce == "sum")
       rows.index_add_(0, flat, updates);
     else
       rows.index_reduce_(0, flat, updates, aten_reduce, /*include_self=*/true);

@@ -8,15 +8,6 @@
 namespace visage::rt {
 namespace {
 
-// The node's only reader, when its first output has exactly one and is not a graph output.
-std::optional<size_t> single_consumer(const Graph& graph, const std::map<std::string, std::vector<size_t>>& consumers,
-                                      const Node& node) {
-  if (node.outputs.empty() || is_graph_output(graph, node.outputs[0])) return std::nullopt;
-  auto it = consumers.find(node.outputs[0]);
-  if (it == consumers.end() || it->second.size() != 1) return std::nullopt;
-  return it->second[0];
-}
-
 // A constant that broadcasts along the channel axis only, as a 1-D tensor of
 // `channels` values (NCHW: [C,1,1] or [1,C,1,1]; NHWC: [C] or [1,1,1,C]; any
 // layout: a single value).

@@ -61,10 +61,10 @@ void fuse_activations(Graph& graph) {
   std::vector<bool> remove(graph.nodes.size(), false);
   for (size_t i = 0; i < graph.nodes.size(); ++i) {
     Node& node = graph.nodes[i];
-    if (!is_producer(node) || node.outputs.size() != 1 || is_graph_output(graph, node.outputs[0])) continue;
-    auto it = consumers.find(node.outputs[0]);
-    if (it == consumers.end() || it->second.size() != 1) continue;
-    size_t next_index = it->second[0];
+    if (!is_producer(node) || node.outputs.size() != 1) continue;
+    auto next = single_consumer(graph, consumers, node);
+    if (!next) continue;
+    size_t next_index = *next;
     const Node& act = graph.nodes[next_index];
     if (remove[next_index] || act.inputs.empty() || act.inputs[0] != node.outputs[0]) continue;
     if (!absorb(graph, act, node)) continue;

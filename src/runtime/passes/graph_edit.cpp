@@ -10,6 +10,14 @@ std::map<std::string, std::vector<size_t>> consumers_of(const Graph& graph) {
   return consumers;
 }
 
+std::optional<size_t> single_consumer(const Graph& graph, const std::map<std::string, std::vector<size_t>>& consumers,
+                                      const Node& node) {
+  if (node.outputs.empty() || is_graph_output(graph, node.outputs[0])) return std::nullopt;
+  auto it = consumers.find(node.outputs[0]);
+  if (it == consumers.end() || it->second.size() != 1) return std::nullopt;
+  return it->second[0];
+}
+
 bool is_graph_output(const Graph& graph, const std::string& value) {
   for (const auto& output : graph.outputs)
     if (output.name == value) return true;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -11,6 +12,11 @@ namespace visage::rt {
 
 // Who reads each value: node indices (a node reading a value twice appears twice).
 std::map<std::string, std::vector<size_t>> consumers_of(const Graph& graph);
+
+// The index of the only node reading `node`'s first output, when it has
+// exactly one reader and is not a graph output.
+std::optional<size_t> single_consumer(const Graph& graph, const std::map<std::string, std::vector<size_t>>& consumers,
+                                      const Node& node);
 
 // True when `value` is one of the graph's outputs.
 bool is_graph_output(const Graph& graph, const std::string& value);
