@@ -189,9 +189,16 @@ int bench_runtime(Args& args) {
     }
   }
   if (!json_path.empty()) {
-    std::ofstream out(json_path);
-    out << results.dump(2) << "\n";
-    if (!out) throw Error(ErrorKind::io, json_path + ": could not write the results");
+    // Temp file + rename: a reader never sees a half-written result file.
+    const std::string partial = json_path + ".partial";
+    {
+      std::ofstream out(partial);
+      out << results.dump(2) << "\n";
+      if (!out) throw Error(ErrorKind::io, json_path + ": could not write the results");
+    }
+    std::error_code ec;
+    std::filesystem::rename(partial, json_path, ec);
+    if (ec) throw Error(ErrorKind::io, json_path + ": could not write the results: " + ec.message());
   }
   return failures == 0 ? 0 : 1;
 }
