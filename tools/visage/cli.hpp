@@ -29,5 +29,6 @@ class Args {
 
 int bench_runtime(Args& args);
 int inspect_model(Args& args);
+int analyse_images(Args& args);
 
 }  // namespace visage::cli

@@ -63,6 +63,7 @@ namespace {
 const char* kUsage = R"(usage: visage <command> [options]
 
 commands:
+  analyse IMAGE...         find faces: boxes, landmarks, age, gender, identity (table or JSON)
   inspect MODEL            print a model's inputs, outputs and operators after optimisation
   bench runtime [options]  time the bundled models on CPU and CUDA (table + JSON)
 
@@ -81,6 +82,10 @@ int main(int argc, char** argv) {
     if (command == "bench" && argc >= 3 && std::string(argv[2]) == "runtime") {
       visage::cli::Args args(argc, argv, 3);
       return visage::cli::bench_runtime(args);
+    }
+    if (command == "analyse" || command == "analyze") {
+      visage::cli::Args args(argc, argv, 2);
+      return visage::cli::analyse_images(args);
     }
     if (command == "inspect") {
       visage::cli::Args args(argc, argv, 2);
