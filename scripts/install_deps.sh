@@ -23,6 +23,7 @@ apt_packages=(
   libstb-dev nlohmann-json3-dev libgtest-dev clang-format
   libavformat-dev libavcodec-dev libswscale-dev libavutil-dev libswresample-dev ffmpeg
   python-matplotlib-data
+  libjpeg-dev libpng-dev libwebp-dev libtiff-dev
 )
 # Keep an existing Node (e.g. Node 20 from NodeSource); Debian's only when none.
 if ! command -v node >/dev/null 2>&1; then
