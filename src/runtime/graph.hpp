@@ -10,6 +10,9 @@
 //     pass: "Relu", "Clip" (activation_min/activation_max), "LeakyRelu"
 //     (activation_alpha), "Sigmoid", "Tanh", "Elu" (activation_alpha),
 //     "HardSigmoid", "HardSwish", "PRelu" (slope is the last input).
+//   - "residual" attribute (int, 1) on Conv, written by the fusion pass: input
+//     3 is added to the output before the activation (input 2, the bias, may
+//     be omitted ""); inputs are X, W, B, residual[, PRelu slope].
 // Operators with no ONNX counterpart use a "tf." prefix (e.g. tf.StridedSlice).
 #pragma once
 

@@ -15,6 +15,11 @@ void fold_constants(Graph& graph);
 // a Mul/Add/Sub by a per-channel constant into the Conv's weights and bias.
 void fold_batch_norm(Graph& graph);
 
+// Folds an Add that is the only consumer of a Conv's output (no activation
+// yet) into the Conv as a residual input: Conv attribute "residual" = 1, the
+// other addend is input 3 (see graph.hpp). Runs before fuse_activations.
+void fuse_residual_add(Graph& graph);
+
 // Folds an activation that is the only consumer of a Conv/Gemm/MatMul output
 // into that node's "activation" attribute (see graph.hpp).
 void fuse_activations(Graph& graph);

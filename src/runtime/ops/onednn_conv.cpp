@@ -1,0 +1,370 @@
+#include "runtime/ops/onednn_conv.hpp"
+
+#include <ATen/ATen.h>
+
+#ifdef VISAGE_WITH_ONEDNN
+#include <omp.h>
+
+#include <limits>
+#include <mutex>
+#include <oneapi/dnnl/dnnl.hpp>
+#include <unordered_map>
+#include <utility>
+#endif
+
+namespace visage::rt {
+
+#ifndef VISAGE_WITH_ONEDNN
+
+class OnednnConv {};
+
+bool onednn_conv_available() { return false; }
+
+std::shared_ptr<const OnednnConv> make_onednn_conv(const OnednnConvSpec&) { return nullptr; }
+
+bool run_onednn_conv(const OnednnConv&, const at::Tensor&, const std::vector<int64_t>&, const at::Tensor&, at::Tensor&,
+                     bool&) {
+  return false;
+}
+
+#else
+
+namespace {
+
+using Dims = dnnl::memory::dims;
+using dnnl::memory;
+
+// The headers we compiled against must describe the library that is loaded:
+// a process that also loads another oneDNN (a pip torch bundles its own) could
+// bind these calls to a different version.
+bool onednn_usable() {
+  static const bool usable = [] {
+    const dnnl_version_t* version = dnnl_version();
+    return version->major == DNNL_VERSION_MAJOR && version->minor == DNNL_VERSION_MINOR &&
+           version->cpu_runtime == DNNL_RUNTIME_OMP;
+  }();
+  return usable;
+}
+
+const dnnl::engine& cpu_engine() {
+  static const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  return engine;
+}
+
+// A stream may not be used by two threads at once; a CPU stream is cheap.
+dnnl::stream& thread_stream() {
+  thread_local dnnl::stream stream(cpu_engine());
+  return stream;
+}
+
+// Thread policy. Below this many multiply-adds a convolution runs on one
+// thread: waking and joining a second OpenMP thread costs more than it saves
+// on the small tensors of the face models (fr_landmark measured 1.7 ms on one
+// thread vs 3.5 ms on two with per-op threading). Never above the caller's
+// thread count (visage::set_cpu_threads).
+constexpr int64_t kSingleThreadMacs = 1 << 21;
+
+// Lowers the calling thread's OpenMP team size for one call; oneDNN (OpenMP
+// runtime) and ATen read it per parallel region.
+class ThreadLimit {
+ public:
+  explicit ThreadLimit(int threads) : previous_(omp_get_max_threads()) {
+    if (threads < previous_) omp_set_num_threads(threads);
+  }
+  ~ThreadLimit() {
+    if (omp_get_max_threads() != previous_) omp_set_num_threads(previous_);
+  }
+  ThreadLimit(const ThreadLimit&) = delete;
+  ThreadLimit& operator=(const ThreadLimit&) = delete;
+
+ private:
+  int previous_;
+};
+
+// A memory descriptor for a tensor's actual strides (no copy).
+memory::desc strided_desc(const at::Tensor& t, const Dims& dims, const Dims& strides) {
+  return memory::desc(dims, memory::data_type::f32, strides);
+}
+
+memory wrap(const memory::desc& md, const at::Tensor& t) {
+  return memory(md, cpu_engine(), const_cast<void*>(t.data_ptr()));
+}
+
+}  // namespace
+
+class OnednnConv {
+ public:
+  explicit OnednnConv(const OnednnConvSpec& spec) : spec_(spec) {
+    const auto& w = spec_.weight;
+    out_channels_ = w.size(0);
+    const int64_t g = spec_.groups;
+    // Grouped weights are 5-D for oneDNN: [groups, O/groups, C/groups, kH, kW].
+    if (g == 1) {
+      weight_dims_ = {w.size(0), w.size(1), w.size(2), w.size(3)};
+      user_weights_ = strided_desc(w, weight_dims_, {w.stride(0), w.stride(1), w.stride(2), w.stride(3)});
+    } else {
+      weight_dims_ = {g, w.size(0) / g, w.size(1), w.size(2), w.size(3)};
+      user_weights_ = strided_desc(w, weight_dims_,
+                                   {w.stride(0) * (w.size(0) / g), w.stride(0), w.stride(1), w.stride(2), w.stride(3)});
+    }
+    if (spec_.bias.defined()) {
+      bias_ = spec_.bias.contiguous();
+      bias_memory_ = wrap(memory::desc({out_channels_}, memory::data_type::f32, memory::format_tag::x), bias_);
+    }
+    post_ops_supported_ = describe_activation();
+  }
+
+  const OnednnConvSpec& spec() const { return spec_; }
+
+  struct Plan {
+    bool usable = false;  // false: at::convolution runs this shape
+    bool epilogue = false;
+    int threads = 1;
+    std::vector<int64_t> out_sizes;
+    memory::desc src, dst;
+    dnnl::convolution_forward primitive;
+    memory weights;
+  };
+
+  std::shared_ptr<const Plan> plan(const at::Tensor& x, const std::vector<int64_t>& pads, bool residual_matches,
+                                   int threads_available) const {
+    std::vector<int64_t> key{
+        x.size(0),        x.size(1), x.size(2), x.size(3), pads[0], pads[1], pads[2], pads[3], residual_matches ? 1 : 0,
+        threads_available};
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (const auto& [k, p] : plans_)
+      if (k == key) return p;
+    auto made = std::make_shared<Plan>();
+    try {
+      build(*made, x, pads, residual_matches, threads_available);
+    } catch (const dnnl::error&) {
+      made->usable = false;  // a configuration oneDNN rejects: ATen handles (or reports) it
+    }
+    // Bounded: a model fed many input sizes keeps only the latest plans.
+    if (plans_.size() >= kMaxPlans) plans_.erase(plans_.begin());
+    plans_.emplace_back(std::move(key), made);
+    return made;
+  }
+
+  const memory& bias_memory() const { return bias_memory_; }
+
+  // In place on a channels-last NCHW-indexed tensor: negative values times
+  // their channel's slope.
+  void apply_prelu(at::Tensor& y) const {
+    if (!slope_.defined()) return;
+    const int64_t channels = y.size(1);
+    const int64_t pixels = y.numel() / channels;
+    float* data = y.data_ptr<float>();
+    const float* slope = slope_.data_ptr<float>();
+    // One pass over memory the convolution just wrote (still in cache).
+    for (int64_t p = 0; p < pixels; ++p) {
+      float* row = data + p * channels;
+      for (int64_t c = 0; c < channels; ++c) row[c] = row[c] < 0.0f ? row[c] * slope[c] : row[c];
+    }
+  }
+
+ private:
+  static constexpr size_t kMaxPlans = 16;
+
+  // Adds the node's activation to `ops`; false when oneDNN has no post-op for it.
+  bool describe_activation() {
+    using K = FusedActivation::Kind;
+    const auto& a = spec_.activation;
+    auto eltwise = [&](dnnl::algorithm algorithm, double alpha, double beta) {
+      activation_ops_.push_back({algorithm, static_cast<float>(alpha), static_cast<float>(beta)});
+    };
+    constexpr double kLowest = std::numeric_limits<float>::lowest();
+    constexpr double kHighest = std::numeric_limits<float>::max();
+    switch (a.kind) {
+      case K::none: return true;
+      case K::relu: eltwise(dnnl::algorithm::eltwise_relu, 0, 0); return true;
+      case K::leaky_relu: eltwise(dnnl::algorithm::eltwise_relu, a.alpha, 0); return true;
+      case K::clip:
+        eltwise(dnnl::algorithm::eltwise_clip, std::max(a.min, kLowest), std::min(a.max, kHighest));
+        return true;
+      case K::sigmoid: eltwise(dnnl::algorithm::eltwise_logistic, 0, 0); return true;
+      case K::tanh: eltwise(dnnl::algorithm::eltwise_tanh, 0, 0); return true;
+      case K::elu: eltwise(dnnl::algorithm::eltwise_elu, a.alpha, 0); return true;
+      case K::hard_sigmoid:
+        eltwise(dnnl::algorithm::eltwise_linear, a.alpha, a.beta);
+        eltwise(dnnl::algorithm::eltwise_clip, 0, 1);
+        return true;
+      case K::hard_swish: eltwise(dnnl::algorithm::eltwise_hardswish, 0, 0); return true;
+      case K::prelu: return describe_prelu();
+    }
+    return false;
+  }
+
+  // A PRelu slope that is one value, or one per output channel, is applied
+  // right after the primitive by apply_prelu (oneDNN 2.6's prelu post-op
+  // sends convolutions to its reference kernel); other broadcasts stay with
+  // the caller.
+  bool describe_prelu() {
+    const at::Tensor& s = spec_.slope;
+    if (!s.defined() || s.scalar_type() != at::kFloat || !s.device().is_cpu()) return false;
+    if (s.numel() != 1) {
+      if (s.numel() != out_channels_) return false;
+      // The channel axis of the node's layout: last for NHWC, third from last for NCHW.
+      const int64_t channel_axis = spec_.nhwc ? s.dim() - 1 : s.dim() - 3;
+      if (channel_axis < 0 || s.size(channel_axis) != out_channels_) return false;
+    }
+    slope_ = s.reshape({-1}).expand({out_channels_}).contiguous();
+    return true;
+  }
+
+  void build(Plan& plan, const at::Tensor& x, const std::vector<int64_t>& pads, bool residual_matches,
+             int threads_available) const {
+    const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
+    const auto& weight = spec_.weight;
+    const int64_t kh = weight.size(2), kw = weight.size(3);
+    const int64_t sh = spec_.strides[0], sw = spec_.strides[1], dh = spec_.dilations[0], dw = spec_.dilations[1];
+    if (c != weight.size(1) * spec_.groups) return;  // ATen reports the mismatch
+    const int64_t oh = (h + pads[0] + pads[2] - ((kh - 1) * dh + 1)) / sh + 1;
+    const int64_t ow = (w + pads[1] + pads[3] - ((kw - 1) * dw + 1)) / sw + 1;
+    if (oh <= 0 || ow <= 0) return;
+    plan.out_sizes = {n, out_channels_, oh, ow};
+    const int64_t macs = n * out_channels_ * oh * ow * weight.size(1) * kh * kw;
+    plan.threads = macs < kSingleThreadMacs ? 1 : threads_available;
+
+    plan.src = memory::desc({n, c, h, w}, memory::data_type::f32, memory::format_tag::nhwc);
+    plan.dst = memory::desc({n, out_channels_, oh, ow}, memory::data_type::f32, memory::format_tag::nhwc);
+    memory::desc any_weights(weight_dims_, memory::data_type::f32, memory::format_tag::any);
+
+    // All of the residual Add and the activation, or none of them, as post-ops:
+    // the Add must come before the activation.
+    const bool residual = spec_.residual;
+    plan.epilogue = post_ops_supported_ && (!residual || residual_matches);
+
+    // oneDNN picks its implementation (and weight layout) for the thread count
+    // it sees at creation: create under the limit the plan will run with.
+    ThreadLimit limit(plan.threads);
+    Dims strides{sh, sw}, dilates{dh - 1, dw - 1}, pad_l{pads[0], pads[1]}, pad_r{pads[2], pads[3]};
+    auto make_desc = [&]() {
+      if (bias_.defined())
+        return dnnl::convolution_forward::desc(
+            dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, plan.src, any_weights,
+            memory::desc({out_channels_}, memory::data_type::f32, memory::format_tag::x), plan.dst, strides, dilates,
+            pad_l, pad_r);
+      return dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
+                                             plan.src, any_weights, plan.dst, strides, dilates, pad_l, pad_r);
+    };
+    auto make_attr = [&]() {
+      dnnl::primitive_attr attr;
+      if (!plan.epilogue) return attr;
+      dnnl::post_ops ops;
+      if (residual) ops.append_sum(1.0f);
+      for (const auto& op : activation_ops_) ops.append_eltwise(1.0f, op.algorithm, op.alpha, op.beta);
+      attr.set_post_ops(ops);
+      return attr;
+    };
+    // oneDNN's reference kernels are far slower than ATen's own fallbacks.
+    auto is_reference = [](const dnnl::convolution_forward::primitive_desc& pd) {
+      return std::string(pd.impl_info_str()).rfind("ref", 0) == 0;
+    };
+    dnnl::convolution_forward::primitive_desc pd(make_desc(), make_attr(), cpu_engine(), true);
+    if ((!pd || is_reference(pd)) && plan.epilogue) {
+      // Post-ops this kernel cannot fuse: the caller adds and activates.
+      plan.epilogue = false;
+      pd = dnnl::convolution_forward::primitive_desc(make_desc(), make_attr(), cpu_engine(), true);
+    }
+    if (!pd || is_reference(pd)) return;
+    plan.primitive = dnnl::convolution_forward(pd);
+    plan.weights = packed_weights(pd.weights_desc());
+    plan.usable = true;
+  }
+
+  // Weights in the layout a primitive wants, reordered once per layout.
+  // Called with mutex_ held.
+  memory packed_weights(const memory::desc& layout) const {
+    for (const auto& [desc, packed] : packed_)
+      if (desc == layout) return packed;
+    memory packed(layout, cpu_engine());
+    memory user = wrap(user_weights_, spec_.weight);
+    dnnl::stream stream(cpu_engine());
+    dnnl::reorder(user, packed).execute(stream, user, packed);
+    stream.wait();
+    packed_.emplace_back(layout, packed);
+    return packed;
+  }
+
+  struct EltwiseOp {
+    dnnl::algorithm algorithm;
+    float alpha, beta;
+  };
+
+  OnednnConvSpec spec_;
+  int64_t out_channels_ = 0;
+  Dims weight_dims_;
+  memory::desc user_weights_;
+  at::Tensor bias_;
+  memory bias_memory_;
+  at::Tensor slope_;  // one value per output channel, for apply_prelu
+  std::vector<EltwiseOp> activation_ops_;
+  bool post_ops_supported_ = false;
+
+  // Shared by every session of the model.
+  mutable std::mutex mutex_;
+  mutable std::vector<std::pair<std::vector<int64_t>, std::shared_ptr<const Plan> > > plans_;
+  mutable std::vector<std::pair<memory::desc, memory> > packed_;
+};
+
+bool onednn_conv_available() { return onednn_usable(); }
+
+std::shared_ptr<const OnednnConv> make_onednn_conv(const OnednnConvSpec& spec) {
+  if (!onednn_usable()) return nullptr;
+  const at::Tensor& w = spec.weight;
+  if (!w.defined() || w.dim() != 4 || w.scalar_type() != at::kFloat || !w.device().is_cpu()) return nullptr;
+  if (spec.groups < 1 || w.size(0) % spec.groups != 0) return nullptr;
+  if (spec.strides.size() != 2 || spec.dilations.size() != 2) return nullptr;
+  if (spec.bias.defined() &&
+      (spec.bias.scalar_type() != at::kFloat || !spec.bias.device().is_cpu() || spec.bias.numel() != w.size(0)))
+    return nullptr;
+  return std::make_shared<const OnednnConv>(spec);
+}
+
+bool run_onednn_conv(const OnednnConv& conv, const at::Tensor& x, const std::vector<int64_t>& pads,
+                     const at::Tensor& residual, at::Tensor& out, bool& epilogue_done) {
+  if (x.dim() != 4 || x.scalar_type() != at::kFloat || !x.device().is_cpu() || pads.size() != 4) return false;
+  for (int64_t pad : pads)
+    if (pad < 0) return false;
+  const auto& spec = conv.spec();
+  // The output's shape is known once the plan is: compare the residual after.
+  const int threads = omp_get_max_threads();
+  std::vector<int64_t> expected_out;
+  {
+    // Cheap shape arithmetic for the residual check, the same as the plan's.
+    const int64_t kh = spec.weight.size(2), kw = spec.weight.size(3);
+    expected_out = {x.size(0), spec.weight.size(0),
+                    (x.size(2) + pads[0] + pads[2] - ((kh - 1) * spec.dilations[0] + 1)) / spec.strides[0] + 1,
+                    (x.size(3) + pads[1] + pads[3] - ((kw - 1) * spec.dilations[1] + 1)) / spec.strides[1] + 1};
+  }
+  const bool residual_matches = spec.residual && residual.defined() && residual.scalar_type() == at::kFloat &&
+                                residual.device().is_cpu() && residual.sizes() == at::IntArrayRef(expected_out);
+  auto plan = conv.plan(x, pads, residual_matches, threads);
+  if (!plan->usable) return false;
+
+  at::Tensor src = x.is_contiguous(at::MemoryFormat::ChannelsLast) ? x : x.contiguous(at::MemoryFormat::ChannelsLast);
+  at::Tensor dst = out;
+  const bool reusable = dst.defined() && dst.scalar_type() == at::kFloat && dst.device().is_cpu() &&
+                        dst.sizes() == at::IntArrayRef(plan->out_sizes) &&
+                        dst.is_contiguous(at::MemoryFormat::ChannelsLast) && !dst.is_alias_of(x) &&
+                        !(residual.defined() && dst.is_alias_of(residual));
+  if (!reusable) dst = at::empty(plan->out_sizes, x.options().memory_format(at::MemoryFormat::ChannelsLast));
+  if (plan->epilogue && spec.residual) dst.copy_(residual);  // the sum post-op adds onto dst
+
+  std::unordered_map<int, memory> args{
+      {DNNL_ARG_SRC, wrap(plan->src, src)}, {DNNL_ARG_WEIGHTS, plan->weights}, {DNNL_ARG_DST, wrap(plan->dst, dst)}};
+  if (spec.bias.defined()) args.emplace(DNNL_ARG_BIAS, conv.bias_memory());
+  {
+    ThreadLimit limit(plan->threads);
+    plan->primitive.execute(thread_stream(), args);
+    if (plan->epilogue) conv.apply_prelu(dst);
+  }
+  out = dst;
+  epilogue_done = plan->epilogue;
+  return true;
+}
+
+#endif  // VISAGE_WITH_ONEDNN
+
+}  // namespace visage::rt
