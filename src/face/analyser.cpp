@@ -149,13 +149,13 @@ void FaceAnalyser::landmark(const at::Tensor& rgb_in, std::vector<Face>& faces) 
   std::vector<Face> kept;
   for (Face& face : faces) {
     // First pass: a square crop around the detector box, turned upright by
-    // the detector's eye line. Second pass when the mesh says the crop was
-    // off (rotation or framing): recrop around the mesh itself.
+    // the detector's eye line. Further passes (at most two) when the mesh
+    // says the crop was off (rotation or framing): recrop around the mesh.
     Point2 centre = face.box.centre();
     float side = std::max(face.box.width, face.box.height) * 1.5f;
     float roll = face.roll * std::numbers::pi_v<float> / 180.f;
     MeshResult mesh;
-    for (int pass = 0; pass < 2; ++pass) {
+    for (int pass = 0; pass < 3; ++pass) {
       Affine m = crop_to_image(centre, side, roll, mesh_input_size);
       mesh = run_mesh(options.landmarker, *impl_->mesh, rgb, m);
       auto pts5 = mesh_landmarks_5(mesh.points);
@@ -180,7 +180,11 @@ void FaceAnalyser::landmark(const at::Tensor& rgb_in, std::vector<Face>& faces) 
     std::vector<Point2> flat;
     for (size_t i = 0; i < 468; ++i) flat.push_back({face.mesh[i].x, face.mesh[i].y});
     face.box = bounding_box(flat);
-    kept.push_back(std::move(face));
+    // The same face found twice (by the whole image and a tile, or at two
+    // angles) converges to one mesh: keep the first (best detector score).
+    bool duplicate =
+        std::any_of(kept.begin(), kept.end(), [&](const Face& k) { return overlap(k.box, face.box) > 0.6f; });
+    if (!duplicate) kept.push_back(std::move(face));
   }
   faces = std::move(kept);
 }

@@ -62,6 +62,14 @@ float iou(const Box& a, const Box& b) {
   return uni > 0 ? inter / uni : 0.f;
 }
 
+float overlap(const Box& a, const Box& b) {
+  float x0 = std::max(a.x, b.x), y0 = std::max(a.y, b.y);
+  float x1 = std::min(a.x + a.width, b.x + b.width), y1 = std::min(a.y + a.height, b.y + b.height);
+  float inter = std::max(0.f, x1 - x0) * std::max(0.f, y1 - y0);
+  float smaller = std::min(a.area(), b.area());
+  return smaller > 0 ? inter / smaller : 0.f;
+}
+
 std::vector<size_t> non_max_suppression(std::span<const Box> boxes, std::span<const float> scores,
                                         float iou_threshold) {
   std::vector<size_t> order(boxes.size());

@@ -21,6 +21,8 @@ Affine crop_to_image(Point2 centre, float side, float angle_rad, int size);
 Affine fit_similarity(std::span<const Point2> src, std::span<const Point2> dst);
 
 float iou(const Box& a, const Box& b);
+// Intersection over the smaller box's area: 1 when one box holds the other.
+float overlap(const Box& a, const Box& b);
 // Indices of the boxes kept by greedy non-maximum suppression, best score first.
 std::vector<size_t> non_max_suppression(std::span<const Box> boxes, std::span<const float> scores, float iou_threshold);
 

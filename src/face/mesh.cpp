@@ -93,11 +93,6 @@ std::array<Point2, 5> mesh_landmarks_5(const std::vector<Point3>& mesh) {
   return out;
 }
 
-std::vector<Point2> mesh_landmarks_68(const std::vector<Point3>& mesh) {
-  (void)mesh;
-  return {};  // filled in by the fitted vertex table (see landmarks_68.cpp)
-}
-
 float roll_from_eyes(Point2 l, Point2 r) { return std::atan2(r.y - l.y, r.x - l.x); }
 
 }  // namespace visage::face

@@ -112,12 +112,15 @@ std::string shape_text(const std::vector<at::Tensor>& inputs) {
 
 int bench_runtime(Args& args) {
   if (args.flag("--help")) {
-    std::cout << "usage: visage bench runtime [--device cpu|cuda|all] [--models id,id,...] [--threads N]\n"
-                 "                            [--iterations N] [--warmup N] [--json FILE] [--quick] [--list]\n";
+    std::cout << "usage: visage bench runtime [--device cpu|cuda|all] [--models id,id,...] [--configs name,...]\n"
+                 "                            [--threads N] [--iterations N] [--warmup N] [--json FILE] [--quick]\n"
+                 "                            [--list]\n"
+                 "configs: cpu-eager, cpu, cuda-eager-fp32, cuda-fp32, cuda-fp16, cuda-fp32-graphs, cuda-fp16-graphs\n";
     return 0;
   }
   std::string device = args.value_or("--device", "cpu");
   std::string only = args.value_or("--models", "");
+  std::string only_configs = args.value_or("--configs", "");
   int threads = args.int_or("--threads", 2);
   bool quick = args.flag("--quick");
   int iterations = args.int_or("--iterations", quick ? 5 : 50);
@@ -155,6 +158,8 @@ int bench_runtime(Args& args) {
   for (const auto& spec : bench_models()) {
     if (!only.empty() && ("," + only + ",").find("," + spec.id + ",") == std::string::npos) continue;
     for (const auto& config : configs) {
+      if (!only_configs.empty() && ("," + only_configs + ",").find("," + config.name + ",") == std::string::npos)
+        continue;
       nlohmann::json row = {{"model", spec.id}, {"config", config.name}, {"threads", threads}};
       try {
         auto model = Model::load(package_dir / spec.path, config.options);

@@ -30,5 +30,7 @@ class Args {
 int bench_runtime(Args& args);
 int inspect_model(Args& args);
 int analyse_images(Args& args);
+int bench_landmarks(Args& args);
+int bench_analyse(Args& args);
 
 }  // namespace visage::cli

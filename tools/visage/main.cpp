@@ -66,6 +66,8 @@ commands:
   analyse IMAGE...         find faces: boxes, landmarks, age, gender, identity (table or JSON)
   inspect MODEL            print a model's inputs, outputs and operators after optimisation
   bench runtime [options]  time the bundled models on CPU and CUDA (table + JSON)
+  bench analyse [options]  face analysis latency per stage on a 720p frame (CPU, CUDA)
+  bench landmarks XML      68-point accuracy (NME) against dlib-style labels
 
 run `visage <command> --help` for a command's options.
 )";
@@ -82,6 +84,14 @@ int main(int argc, char** argv) {
     if (command == "bench" && argc >= 3 && std::string(argv[2]) == "runtime") {
       visage::cli::Args args(argc, argv, 3);
       return visage::cli::bench_runtime(args);
+    }
+    if (command == "bench" && argc >= 3 && std::string(argv[2]) == "analyse") {
+      visage::cli::Args args(argc, argv, 3);
+      return visage::cli::bench_analyse(args);
+    }
+    if (command == "bench" && argc >= 3 && std::string(argv[2]) == "landmarks") {
+      visage::cli::Args args(argc, argv, 3);
+      return visage::cli::bench_landmarks(args);
     }
     if (command == "analyse" || command == "analyze") {
       visage::cli::Args args(argc, argv, 2);
