@@ -35,14 +35,16 @@ struct ImageReadOptions {
   // Refuse images with more pixels than this before decoding them (a
   // decompression bomb of 60000x60000 must not allocate 10 GiB).
   int64_t max_pixels = 20000LL * 20000LL;
-  // Rotate/flip to the EXIF orientation (JPEG, and TIFF/WebP where present).
+  // Rotate/flip to the EXIF orientation (JPEG APP1, the TIFF tag, WebP and
+  // PNG EXIF chunks).
   bool apply_exif_orientation = true;
 };
 
 struct Image {
-  at::Tensor rgb;          // [H, W, 3] uint8, contiguous, CPU
+  at::Tensor rgb;                         // [H, W, 3] uint8, contiguous, CPU
   ImageFormat format = ImageFormat::png;  // what the bytes were
-  bool greyscale = false;  // the source had one (or two, with alpha) channels
+  // The source had one (or two, with alpha) channels, or a BMP palette of greys.
+  bool greyscale = false;
   int exif_orientation = 1;  // 1..8 as found (already applied when asked)
 };
 
@@ -50,8 +52,7 @@ struct Image {
 Image read_image(const std::filesystem::path& path, const ImageReadOptions& options = {});
 
 // Decodes an image held in memory. `name` is used in error messages.
-Image decode_image(std::span<const uint8_t> bytes, const std::string& name,
-                   const ImageReadOptions& options = {});
+Image decode_image(std::span<const uint8_t> bytes, const std::string& name, const ImageReadOptions& options = {});
 
 struct ImageWriteOptions {
   // JPEG and WebP quality 1..100 (WebP 100 = lossless); PNG ignores it.
