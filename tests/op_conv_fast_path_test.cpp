@@ -4,6 +4,7 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -252,4 +253,51 @@ TEST(PassesResidualAdd, KeepsAddsItCannotFuse) {
   EXPECT_EQ(g.nodes.back().op, "Conv");
   EXPECT_EQ(g.nodes.back().inputs.size(), 4u);
   EXPECT_EQ(g.nodes.back().inputs[2], "");
+}
+
+TEST(OpCpuFastPath, ChannelsLastMaxPoolMatchesAten) {
+  at::manual_seed(14);
+  struct PoolCase {
+    int64_t channels, size, kernel, stride;
+    std::vector<int64_t> pads;  // top, left, bottom, right
+    bool nhwc;
+  };
+  const std::vector<PoolCase> cases{
+      {24, 64, 2, 2, {0, 0, 0, 0}, false}, {5, 13, 3, 2, {1, 1, 1, 1}, true}, {7, 9, 3, 1, {0, 1, 2, 0}, false}};
+  for (const auto& c : cases) {
+    SCOPED_TRACE("channels " + std::to_string(c.channels) + " size " + std::to_string(c.size) + " k" +
+                 std::to_string(c.kernel) + " s" + std::to_string(c.stride) + (c.nhwc ? " NHWC" : " NCHW"));
+    at::Tensor x = at::randn({2, c.channels, c.size, c.size}).contiguous(at::MemoryFormat::ChannelsLast);
+    at::Tensor padded =
+        at::constant_pad_nd(x, {c.pads[1], c.pads[3], c.pads[0], c.pads[2]}, -std::numeric_limits<double>::infinity());
+    at::Tensor expected = at::max_pool2d(padded, {c.kernel, c.kernel}, {c.stride, c.stride});
+    visage::test::OpOptions options;
+    options.attributes = visage::test::attrs({{"kernel_shape", std::vector<int64_t>{c.kernel, c.kernel}},
+                                              {"strides", std::vector<int64_t>{c.stride, c.stride}},
+                                              {"pads", c.pads}});
+    if (c.nhwc) options.attributes.set("layout", std::string("NHWC"));
+    at::Tensor input = c.nhwc ? x.permute({0, 2, 3, 1}) : x;  // NHWC: a contiguous NHWC tensor
+    at::Tensor got = visage::test::run_op("MaxPool", {input}, options).at(0);
+    EXPECT_TRUE(visage::test::same(c.nhwc ? got.permute({0, 3, 1, 2}) : got, expected));
+    // Second run into the first run's buffer.
+    options.previous = {got};
+    at::Tensor again = visage::test::run_op("MaxPool", {input * 2}, options).at(0);
+    EXPECT_TRUE(visage::test::same(c.nhwc ? again.permute({0, 3, 1, 2}) : again,
+                                   at::max_pool2d(padded * 2, {c.kernel, c.kernel}, {c.stride, c.stride})));
+  }
+}
+
+TEST(OpCpuFastPath, ChannelsLastConcatMatchesAtenCat) {
+  at::manual_seed(15);
+  at::Tensor a = at::randn({2, 24, 9, 7}).contiguous(at::MemoryFormat::ChannelsLast);
+  at::Tensor b = at::zeros({2, 4, 9, 7});  // channels-first, like a constant channel padding
+  at::Tensor c = at::randn({2, 3, 9, 7}).contiguous(at::MemoryFormat::ChannelsLast);
+  at::Tensor got = visage::test::run1("Concat", {a, b, c}, visage::test::attrs({{"axis", int64_t{1}}}));
+  EXPECT_TRUE(got.is_contiguous(at::MemoryFormat::ChannelsLast));
+  EXPECT_TRUE(visage::test::same(got, at::cat({a, b, c}, 1)));
+  at::Tensor ints = at::randint(0, 100, {1, 5, 4, 4}, at::kLong).contiguous(at::MemoryFormat::ChannelsLast);
+  at::Tensor more = at::randint(0, 100, {1, 2, 4, 4}, at::kLong);
+  EXPECT_TRUE(
+      visage::test::same(visage::test::run1("Concat", {ints, more}, visage::test::attrs({{"axis", int64_t{-3}}})),
+                         at::cat({ints, more}, 1)));
 }

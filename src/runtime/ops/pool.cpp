@@ -6,6 +6,7 @@
 // in floating point, which is exact for them, and convert back.
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <limits>
 
 #include "runtime/ops/families.hpp"
@@ -102,6 +103,50 @@ at::Tensor onnx_indices(const at::Tensor& plane_index, const at::Tensor& x, cons
   return flat + planes.view(shape) * plane;
 }
 
+// 2-D max pooling of a channels-last float32 CPU tensor straight over its
+// memory, every channel of a pixel at once: ATen's kernel also computes and
+// stores argmax indices, which costs more than the maxima between the face
+// models' convolutions. Pads count as -inf (skipped). A NaN input is not
+// propagated (the maximum of the other values is kept). False when it does
+// not apply.
+bool max_pool_channels_last(const at::Tensor& x, const std::vector<int64_t>& k, const std::vector<int64_t>& s,
+                            const std::vector<int64_t>& pads, const std::vector<int64_t>& d, bool ceil_mode,
+                            at::Tensor& out) {
+  if (x.dim() != 4 || !x.device().is_cpu() || x.scalar_type() != at::kFloat || ceil_mode || d[0] != 1 || d[1] != 1 ||
+      !x.is_contiguous(at::MemoryFormat::ChannelsLast))
+    return false;
+  const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
+  const int64_t oh = (h + pads[0] + pads[2] - k[0]) / s[0] + 1;
+  const int64_t ow = (w + pads[1] + pads[3] - k[1]) / s[1] + 1;
+  if (oh <= 0 || ow <= 0 || pads[0] >= k[0] || pads[1] >= k[1] || pads[2] >= k[0] || pads[3] >= k[1]) return false;
+  const std::vector<int64_t> sizes{n, c, oh, ow};
+  at::Tensor y = out.defined() && out.scalar_type() == at::kFloat && out.device().is_cpu() &&
+                         out.sizes() == at::IntArrayRef(sizes) && out.is_contiguous(at::MemoryFormat::ChannelsLast) &&
+                         !out.is_alias_of(x)
+                     ? out
+                     : at::empty(sizes, x.options().memory_format(at::MemoryFormat::ChannelsLast));
+  const float* src = x.data_ptr<float>();
+  float* dst = y.data_ptr<float>();
+  for (int64_t b = 0; b < n; ++b)
+    for (int64_t i = 0; i < oh; ++i)
+      for (int64_t j = 0; j < ow; ++j) {
+        float* __restrict m = dst + ((b * oh + i) * ow + j) * c;
+        for (int64_t ch = 0; ch < c; ++ch) m[ch] = -std::numeric_limits<float>::infinity();
+        for (int64_t ki = 0; ki < k[0]; ++ki) {
+          const int64_t row = i * s[0] - pads[0] + ki;
+          if (row < 0 || row >= h) continue;
+          for (int64_t kj = 0; kj < k[1]; ++kj) {
+            const int64_t col = j * s[1] - pads[1] + kj;
+            if (col < 0 || col >= w) continue;
+            const float* __restrict v = src + ((b * h + row) * w + col) * c;
+            for (int64_t ch = 0; ch < c; ++ch) m[ch] = std::max(m[ch], v[ch]);
+          }
+        }
+      }
+  out = y;
+  return true;
+}
+
 Kernel make_max_pool(const Node& node, const BuildContext& context) {
   PoolParams p = parse_pool(node);
   if (p.want_indices && p.nhwc) throw_unsupported(node, context, "MaxPool indices with NHWC layout are not supported");
@@ -115,6 +160,13 @@ Kernel make_max_pool(const Node& node, const BuildContext& context) {
     auto s = p.window.stride_vector(n);
     auto d = p.window.dilation_vector(n);
     auto pads = p.window.resolve_pads(spatial_sizes(x), k);
+    if (!p.want_indices && n == 2 && dtype == at::kFloat) {
+      at::Tensor previous = p.nhwc && out[0].defined() && out[0].dim() == 4 ? channels_first_view(out[0]) : out[0];
+      if (max_pool_channels_last(x, k, s, pads, d, p.ceil_mode, previous)) {
+        out[0] = p.nhwc ? channels_last_view(previous) : previous;
+        return;
+      }
+    }
     std::vector<int64_t> aten_pad(n, 0);
     at::Tensor padded = x;
     if (aten_can_pad(pads, k)) {

@@ -7,6 +7,7 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <cstring>
 #include <numeric>
 #include <string>
 #include <vector>
@@ -124,6 +125,60 @@ Kernel make_transpose(const Node& node, const BuildContext&) {
   };
 }
 
+// Writes each pixel's channels of every part, one after the other, into `out`
+// (channels-last). Element-typed copies: a memcpy call per pixel and part
+// costs more than the copy itself at these channel counts.
+template <typename Element>
+void interleave_channels(const std::vector<at::Tensor>& parts, int64_t channels, int64_t pixels, void* out) {
+  auto* dst = static_cast<Element*>(out);
+  int64_t offset = 0;
+  for (const auto& part : parts) {
+    const int64_t count = part.size(1);
+    const auto* src = static_cast<const Element*>(part.data_ptr());
+    for (int64_t p = 0; p < pixels; ++p)
+      for (int64_t c = 0; c < count; ++c) dst[p * channels + offset + c] = src[p * count + c];
+    offset += count;
+  }
+}
+
+// 4-D CPU tensors joined along the channel axis with at least one part in
+// channels-last memory (channel padding and branch joins between
+// convolutions): ATen's cat copies each part into a strided slice and, when
+// the parts' layouts differ, returns channels-first memory that the next
+// convolution must convert back. Here the result is channels-last and each
+// pixel's channels are copied as one block per part. False when it does not apply.
+bool concat_channels_last(const std::vector<at::Tensor>& parts, int64_t axis, at::Tensor& out) {
+  const at::Tensor& first = parts[0];
+  if (axis != 1 || first.dim() != 4) return false;
+  bool any_channels_last = false;
+  int64_t channels = 0;
+  for (const auto& t : parts) {
+    if (!t.device().is_cpu() || t.dim() != 4 || t.scalar_type() != first.scalar_type() || t.size(0) != first.size(0) ||
+        t.size(2) != first.size(2) || t.size(3) != first.size(3))
+      return false;
+    any_channels_last = any_channels_last || (t.is_contiguous(at::MemoryFormat::ChannelsLast) && !t.is_contiguous());
+    channels += t.size(1);
+  }
+  if (!any_channels_last) return false;
+  const std::vector<int64_t> sizes{first.size(0), channels, first.size(2), first.size(3)};
+  bool reusable = out.defined() && out.scalar_type() == first.scalar_type() && out.device().is_cpu() &&
+                  out.sizes() == at::IntArrayRef(sizes) && out.is_contiguous(at::MemoryFormat::ChannelsLast);
+  for (const auto& t : parts) reusable = reusable && !t.is_alias_of(out);
+  at::Tensor result = reusable ? out : at::empty(sizes, first.options().memory_format(at::MemoryFormat::ChannelsLast));
+
+  std::vector<at::Tensor> dense;
+  for (const auto& t : parts) dense.push_back(t.contiguous(at::MemoryFormat::ChannelsLast));
+  const int64_t pixels = sizes[0] * sizes[2] * sizes[3];
+  switch (first.element_size()) {
+    case 4: interleave_channels<uint32_t>(dense, channels, pixels, result.data_ptr()); break;
+    case 2: interleave_channels<uint16_t>(dense, channels, pixels, result.data_ptr()); break;
+    case 8: interleave_channels<uint64_t>(dense, channels, pixels, result.data_ptr()); break;
+    default: interleave_channels<uint8_t>(dense, channels, pixels, result.data_ptr()); break;
+  }
+  out = result;
+  return true;
+}
+
 Kernel make_concat(const Node& node, const BuildContext&) {
   int64_t axis = node.attrs.get_int("axis", 0);
   return [axis](std::span<const at::Tensor> in, std::span<at::Tensor> out) {
@@ -137,6 +192,7 @@ Kernel make_concat(const Node& node, const BuildContext&) {
       out[0] = parts[0];
       return;
     }
+    if (concat_channels_last(parts, a, out[0])) return;
     out[0] = at::cat(parts, a);
   };
 }

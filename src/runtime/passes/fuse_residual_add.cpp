@@ -1,6 +1,6 @@
 // Residual connections (Conv -> Add(·, shortcut) [-> activation]) as one Conv
 // node: the addition then happens while the convolution's output is still in
-// cache (oneDNN's sum post-op on the CPU), and one node fewer runs.
+// cache (a oneDNN binary post-op on the CPU), and one node fewer runs.
 #include <algorithm>
 
 #include "runtime/passes/graph_edit.hpp"
