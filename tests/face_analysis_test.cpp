@@ -227,5 +227,27 @@ TEST(FaceAnalysis, AlignmentPutsTheEyesOnTheTemplate) {
   }
 }
 
+TEST(FaceAnalysis, CudaMatchesCpu) {
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA device in this build/machine";
+  VISAGE_REQUIRE_NPM_DIR(npm);
+  at::Tensor rgb = read_image(npm / "@vladmandic/face-api/demo/sample1.jpg").rgb;
+  auto cpu_faces = shared_analyser().analyse(rgb);
+  for (Precision precision : {Precision::fp32, Precision::fp16}) {
+    FaceAnalyserOptions options;
+    options.runtime.device = Device::cuda;
+    options.runtime.precision = precision;
+    options.runtime.cuda_graphs = precision == Precision::fp16;
+    FaceAnalyser gpu(options);
+    auto gpu_faces = gpu.analyse(rgb.to(at::kCUDA));
+    ASSERT_EQ(gpu_faces.size(), cpu_faces.size());
+    for (size_t i = 0; i < cpu_faces.size(); ++i) {
+      const float tolerance = (precision == Precision::fp32 ? 0.01f : 0.03f) * cpu_faces[i].box.width;
+      for (int k = 0; k < 5; ++k)
+        EXPECT_LT(dist(gpu_faces[i].landmarks_5[k], cpu_faces[i].landmarks_5[k]), tolerance) << "face " << i;
+      EXPECT_LT(face_distance(gpu_faces[i].embedding, cpu_faces[i].embedding), 0.02f) << "face " << i;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace visage

@@ -60,8 +60,7 @@ std::vector<Detection> decode_blazeface(const std::vector<at::Tensor>& outputs, 
                                         float threshold) {
   // Outputs: scores [1,512,1], [1,384,1] and regressors [1,512,16], [1,384,16], in whatever order.
   at::Tensor scores[2], boxes[2];
-  for (const auto& t : outputs) {
-    at::Tensor c = t.to(at::kCPU).to(at::kFloat).contiguous();
+  for (const auto& c : outputs_to_host(outputs)) {
     int slot = c.size(1) == 512 ? 0 : 1;
     (c.size(2) == 1 ? scores : boxes)[slot] = c;
   }
@@ -98,8 +97,7 @@ std::vector<Detection> decode_blazeface(const std::vector<at::Tensor>& outputs, 
 std::vector<Detection> decode_ultraface(const std::vector<at::Tensor>& outputs, const Affine& m, int angle,
                                         float threshold) {
   at::Tensor scores, boxes;
-  for (const auto& t : outputs) {
-    at::Tensor c = t.to(at::kCPU).to(at::kFloat).contiguous();
+  for (const auto& c : outputs_to_host(outputs)) {
     (c.size(2) == 2 ? scores : boxes) = c;
   }
   if (!scores.defined() || !boxes.defined()) throw Error(ErrorKind::model, "UltraFace: unexpected output shapes");

@@ -34,8 +34,8 @@ MeshResult run_mesh(FaceLandmarkerModel model, Session& session, const at::Tenso
   std::vector<at::Tensor> outputs = session.run({input});
   at::Tensor coords, flag;
   std::vector<at::Tensor> irises;
-  for (auto& t : outputs) {
-    at::Tensor c = t.to(at::kCPU).to(at::kFloat).contiguous().view({-1});
+  for (const auto& host : outputs_to_host(outputs)) {
+    at::Tensor c = host.view({-1});
     if (c.numel() == 1404)
       coords = c;
     else if (c.numel() == 1)

@@ -39,8 +39,8 @@ void estimate_attributes(Session& session, const at::Tensor& rgb, Face& face) {
   double h = size / 2.0;
   Affine m = {cs * sx, -sn * sy, c.x - cs * sx * h + sn * sy * h, sn * sx, cs * sy, c.y - sn * sx * h - cs * sy * h};
   at::Tensor input = warp_to_input(rgb, m, size, size, 1.f, 0.f);
-  for (const at::Tensor& t : session.run({input})) {
-    at::Tensor c2 = t.to(at::kCPU).to(at::kFloat).contiguous().view({-1});
+  for (const at::Tensor& host : outputs_to_host(session.run({input}))) {
+    at::Tensor c2 = host.view({-1});
     if (c2.numel() == 1) {
       float g = c2.item<float>();
       face.gender = g <= 0.5f ? Gender::female : Gender::male;

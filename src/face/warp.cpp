@@ -49,27 +49,45 @@ void warp_cpu(const at::Tensor& rgb, const Affine& m, int out_h, int out_w, Out*
   });
 }
 
-// CUDA (or any device): grid_sample over the float image.
+// CUDA (or any device): grid_sample over the float image, the sampling grid
+// from one affine_grid kernel. With align_corners=false, normalised -1/+1 are
+// the outer edges of the image, so x_norm = 2 * x_image / w - 1 in our
+// convention (pixel centres at +0.5); theta maps output normalised
+// coordinates to input normalised coordinates.
 at::Tensor warp_device(const at::Tensor& rgb, const Affine& m, int out_h, int out_w) {
-  const int64_t h = rgb.size(0), w = rgb.size(1);
-  auto opts = at::TensorOptions().dtype(at::kFloat).device(rgb.device());
+  const double w = static_cast<double>(rgb.size(1)), h = static_cast<double>(rgb.size(0));
+  const float theta_host[6] = {static_cast<float>(m[0] * out_w / w),
+                               static_cast<float>(m[1] * out_h / w),
+                               static_cast<float>((m[0] * out_w + m[1] * out_h + 2 * m[2]) / w - 1),
+                               static_cast<float>(m[3] * out_w / h),
+                               static_cast<float>(m[4] * out_h / h),
+                               static_cast<float>((m[3] * out_w + m[4] * out_h + 2 * m[5]) / h - 1)};
+  at::Tensor theta = at::from_blob(const_cast<float*>(theta_host), {1, 2, 3}, at::kFloat).to(rgb.device());
+  at::Tensor grid = at::affine_grid_generator(theta, {1, 3, out_h, out_w}, /*align_corners=*/false);
   at::Tensor image = rgb.permute({2, 0, 1}).unsqueeze(0).to(at::kFloat);
-  // grid_sample with align_corners=false: normalised x = (2 * (x_pixel + 0.5)) / w - 1
-  // where x_pixel indexes pixel centres; our image coordinates already put
-  // centres at +0.5, so x_norm = 2 * x_image / w - 1.
-  double a = 2.0 / w, b = 2.0 / h;
-  at::Tensor u = at::arange(out_w, opts).add_(0.5);
-  at::Tensor v = at::arange(out_h, opts).add_(0.5);
-  at::Tensor uu = u.view({1, out_w}).expand({out_h, out_w});
-  at::Tensor vv = v.view({out_h, 1}).expand({out_h, out_w});
-  at::Tensor gx = (uu * m[0] + vv * m[1] + m[2]) * a - 1.0;
-  at::Tensor gy = (uu * m[3] + vv * m[4] + m[5]) * b - 1.0;
-  at::Tensor grid = at::stack({gx, gy}, -1).unsqueeze(0);
   at::Tensor out = at::grid_sampler(image, grid, /*bilinear*/ 0, /*zeros*/ 0, /*align_corners*/ false);
   return out.permute({0, 2, 3, 1});  // [1, out_h, out_w, 3]
 }
 
 }  // namespace
+
+std::vector<at::Tensor> outputs_to_host(const std::vector<at::Tensor>& outputs) {
+  std::vector<at::Tensor> host;
+  if (outputs.empty()) return host;
+  if (outputs[0].is_cpu()) {
+    for (const auto& t : outputs) host.push_back(t.to(at::kFloat).contiguous());
+    return host;
+  }
+  std::vector<at::Tensor> flat;
+  for (const auto& t : outputs) flat.push_back(t.to(at::kFloat).reshape({-1}));
+  at::Tensor all = at::cat(flat).to(at::kCPU);
+  int64_t at_offset = 0;
+  for (const auto& t : outputs) {
+    host.push_back(all.slice(0, at_offset, at_offset + t.numel()).view(t.sizes()));
+    at_offset += t.numel();
+  }
+  return host;
+}
 
 at::Tensor warp_to_input(const at::Tensor& rgb, const Affine& m, int out_h, int out_w, float scale, float offset) {
   check_rgb(rgb);

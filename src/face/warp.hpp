@@ -17,6 +17,11 @@ at::Tensor warp_to_input(const at::Tensor& rgb, const Affine& out_to_image, int 
 // Same sampling, uint8 result [out_h, out_w, 3].
 at::Tensor warp_to_image(const at::Tensor& rgb, const Affine& out_to_image, int out_h, int out_w);
 
+// Network outputs as contiguous float32 CPU tensors of the same shapes. On
+// CUDA they are gathered on the device first so that one copy (one sync)
+// brings them all back.
+std::vector<at::Tensor> outputs_to_host(const std::vector<at::Tensor>& outputs);
+
 // Throws Error{bad_input} unless rgb is [H, W, 3] uint8 with H, W > 0.
 void check_rgb(const at::Tensor& rgb);
 
