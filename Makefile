@@ -33,10 +33,16 @@ test: build check-format
 
 # The main job on built-in defaults. Until face swapping exists: the runtime
 # benchmark on the bundled models, written to $(OUT_DIR)/.
+# Until face swapping lands (issue #4) the main job is face analysis of the
+# bundled sample photos: a table on screen, JSON and debug images in out/.
+DEMO_PHOTOS := /usr/share/matplotlib/mpl-data/sample_data/grace_hopper.jpg \
+	third_party/npm/node_modules/@vladmandic/face-api/demo/sample1.jpg \
+	third_party/npm/node_modules/@vladmandic/face-api/demo/sample5.jpg
 demo: build
-	mkdir -p $(OUT_DIR)
-	./$(BUILD_DIR)/visage bench runtime --quick --json $(OUT_DIR)/bench_runtime.json | tee $(OUT_DIR)/bench_runtime.txt
-	@echo "demo: results in $(OUT_DIR)/bench_runtime.txt and $(OUT_DIR)/bench_runtime.json"
+	mkdir -p $(OUT_DIR)/analyse
+	./$(BUILD_DIR)/visage analyse $(DEMO_PHOTOS) --debug-out $(OUT_DIR)/analyse
+	./$(BUILD_DIR)/visage analyse $(DEMO_PHOTOS) --json > $(OUT_DIR)/analyse.json.tmp && mv $(OUT_DIR)/analyse.json.tmp $(OUT_DIR)/analyse.json
+	@echo "demo: faces drawn in $(OUT_DIR)/analyse/*.debug.png, details in $(OUT_DIR)/analyse.json"
 
 # Regenerates tests/goldens/ with the reference runtimes (needs `make deps`).
 goldens: deps
