@@ -131,6 +131,19 @@ nlohmann::json face_json(const Face& f, bool with_embedding) {
   return j;
 }
 
+// Stable identifiers for the JSON error objects (to_string is for people).
+const char* error_id(ErrorKind kind) {
+  switch (kind) {
+    case ErrorKind::bad_input: return "bad_input";
+    case ErrorKind::unsupported: return "unsupported";
+    case ErrorKind::model: return "model";
+    case ErrorKind::io: return "io";
+    case ErrorKind::resource: return "resource";
+    case ErrorKind::internal: return "internal";
+  }
+  return "internal";
+}
+
 }  // namespace
 
 int analyse_images(Args& args) {
@@ -228,7 +241,7 @@ int analyse_images(Args& args) {
       }
     } catch (const Error& e) {
       ++failed;
-      entry["error"] = {{"kind", std::string(to_string(e.kind()))}, {"message", e.what()}};
+      entry["error"] = {{"kind", error_id(e.kind())}, {"message", e.what()}};
       std::cerr << "visage: " << file.string() << ": " << to_string(e.kind()) << ": " << e.what() << "\n";
     }
     results.push_back(std::move(entry));
