@@ -301,3 +301,60 @@ TEST(OpCpuFastPath, ChannelsLastConcatMatchesAtenCat) {
       visage::test::same(visage::test::run1("Concat", {ints, more}, visage::test::attrs({{"axis", int64_t{-3}}})),
                          at::cat({ints, more}, 1)));
 }
+
+TEST(PassesRecogniseActivations, ClipByValueAndSpelledOutPreluFoldIntoConvs) {
+  at::manual_seed(16);
+  // NHWC as TF.js exports it: Conv -> Minimum(6) -> Maximum(0) -> Conv ->
+  // relu(x) + a * (x - |x|) -> y.
+  Graph g;
+  g.source = "memory:activations";
+  g.inputs.push_back({"x", at::kFloat, {1, 9, 9, 4}});
+  g.outputs.push_back({"y", at::kFloat, {}, false});
+  g.initializers["w1"] = at::randn({8, 4, 3, 3});
+  g.initializers["w2"] = at::randn({8, 8, 1, 1});
+  g.initializers["six"] = at::scalar_tensor(6.0f);
+  g.initializers["zero"] = at::scalar_tensor(0.0f);
+  g.initializers["alpha"] = at::rand({8}) * 0.3;
+  Node c1{"Conv", "c1", {"x", "w1"}, {"c1"}, {}};
+  c1.attrs.set("pads", std::vector<int64_t>{1, 1, 1, 1});
+  c1.attrs.set("layout", std::string("NHWC"));
+  Node c2{"Conv", "c2", {"r6", "w2"}, {"c2"}, {}};
+  c2.attrs.set("layout", std::string("NHWC"));
+  g.nodes = {c1,
+             Node{"Min", "min", {"c1", "six"}, {"m"}, {}},
+             Node{"Max", "max", {"m", "zero"}, {"r6"}, {}},
+             c2,
+             Node{"Relu", "relu", {"c2"}, {"pos"}, {}},
+             Node{"Abs", "abs", {"c2"}, {"abs"}, {}},
+             Node{"Sub", "sub", {"c2", "abs"}, {"diff"}, {}},
+             Node{"Mul", "mul", {"diff", "alpha"}, {"neg"}, {}},
+             Node{"Add", "add", {"pos", "neg"}, {"y"}, {}}};
+  at::Tensor x = at::randn({1, 9, 9, 4});
+  size_t eager_nodes = 0, optimized_nodes = 0;
+  at::Tensor eager = run_graph(g, false, x, eager_nodes);
+  at::Tensor optimized = run_graph(g, true, x, optimized_nodes);
+  EXPECT_EQ(eager_nodes, 9u);
+  EXPECT_EQ(optimized_nodes, 2u) << "ReLU6 and the PReLU should fold into the two convolutions";
+  EXPECT_GT((eager < 0).sum().item<int64_t>(), 0) << "the test needs negative outputs to exercise the slope";
+  EXPECT_TRUE(visage::test::close(optimized, eager, 1e-5, 1e-5));
+}
+
+TEST(PassesRecogniseActivations, LeavesLookalikesAlone) {
+  // Max(Min(x, 0), 6) is constant 6, not a Clip; a Min whose output is also
+  // read elsewhere must stay.
+  Graph g;
+  g.source = "memory:lookalikes";
+  g.inputs.push_back({"x", at::kFloat, {2, 3}});
+  g.outputs.push_back({"y", at::kFloat, {}, false});
+  g.outputs.push_back({"z", at::kFloat, {}, false});
+  g.initializers["six"] = at::scalar_tensor(6.0f);
+  g.initializers["zero"] = at::scalar_tensor(0.0f);
+  g.nodes = {Node{"Min", "min", {"x", "zero"}, {"m"}, {}}, Node{"Max", "max", {"m", "six"}, {"y"}, {}},
+             Node{"Min", "min2", {"x", "six"}, {"n"}, {}}, Node{"Max", "max2", {"n", "zero"}, {"p"}, {}},
+             Node{"Add", "add", {"p", "n"}, {"z"}, {}}};
+  visage::rt::recognise_activations(g);
+  size_t clips = 0;
+  for (const auto& node : g.nodes) clips += node.op == "Clip";
+  EXPECT_EQ(clips, 0u);
+  EXPECT_EQ(g.nodes.size(), 5u);
+}

