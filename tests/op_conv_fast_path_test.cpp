@@ -358,3 +358,43 @@ TEST(PassesRecogniseActivations, LeavesLookalikesAlone) {
   EXPECT_EQ(clips, 0u);
   EXPECT_EQ(g.nodes.size(), 5u);
 }
+
+TEST(OpCpuFastPath, OneRowTimesConstantMatrixMatchesAten) {
+  at::manual_seed(17);
+  at::Tensor w = at::randn({136, 512});  // Gemm B with transB = 1: [N, K]
+  at::Tensor c = at::randn({136});
+  at::Tensor a = at::randn({1, 512});
+  Graph graph;
+  graph.source = "op_test";
+  graph.initializers["w"] = w;
+  graph.initializers["c"] = c;
+  Node gemm{"Gemm", "gemm", {"a", "w", "c"}, {"y"}, {}};
+  gemm.attrs.set("transB", int64_t{1});
+  gemm.attrs.set("alpha", 0.5);
+  gemm.attrs.set("beta", 2.0);
+  visage::rt::BuildContext context{graph, at::kCPU, false};
+  std::vector<at::Tensor> inputs{a, w, c};
+  std::vector<at::Tensor> out(1);
+  visage::rt::op_table().find("Gemm")(gemm, context)(inputs, out);
+  EXPECT_TRUE(visage::test::close(out[0], at::addmm(c, a, w.t(), 2.0, 0.5), 1e-5, 1e-5));
+
+  // MatMul of a 1-D row and of a [1, 1, K] row against a constant [K, N].
+  at::Tensor b = at::randn({64, 10});
+  graph.initializers["b"] = b;
+  Node matmul{"MatMul", "matmul", {"a", "b"}, {"y"}, {}};
+  auto kernel = visage::rt::op_table().find("MatMul")(matmul, context);
+  for (const at::Tensor& row : {at::randn({64}), at::randn({1, 1, 64})}) {
+    std::vector<at::Tensor> ins{row, b};
+    kernel(ins, out);
+    EXPECT_TRUE(visage::test::close(out[0], at::matmul(row, b), 1e-5, 1e-5));
+  }
+}
+
+TEST(OpCpuFastPath, SoftmaxOverShortRowsMatchesAten) {
+  at::manual_seed(18);
+  for (const auto& shape : std::vector<std::vector<int64_t>>{{4420, 2}, {3, 5, 7}, {2, 16}, {1, 1}}) {
+    at::Tensor x = at::randn(shape) * 10;
+    at::Tensor got = visage::test::run1("Softmax", {x}, visage::test::attrs({{"axis", int64_t{-1}}}));
+    EXPECT_TRUE(visage::test::close(got, at::softmax(x, -1), 1e-6, 1e-7)) << x.sizes();
+  }
+}

@@ -1,6 +1,7 @@
 // Activation functions and Softmax-like operators.
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -111,6 +112,34 @@ Kernel make_clip(const Node&, const BuildContext&) {
 
 enum class SoftmaxKind { softmax, log_softmax, hardmax };
 
+// Softmax over a short last axis of a contiguous float32 CPU tensor (class
+// scores of detection heads: 4420 rows of 2 in fr_detect), row by row. ATen's
+// vectorised kernel is built for long rows and took 280 us on that tensor.
+// The arithmetic is ATen's: exp(x - max), times 1 / sum.
+bool softmax_short_rows(const at::Tensor& x, int64_t axis, at::Tensor& out) {
+  constexpr int64_t kShortRow = 16;
+  if (!x.device().is_cpu() || x.scalar_type() != at::kFloat || x.dim() == 0 || axis != x.dim() - 1 ||
+      x.size(axis) == 0 || x.size(axis) > kShortRow || !x.is_contiguous())
+    return false;
+  at::Tensor y = at::empty_like(x, at::MemoryFormat::Contiguous);
+  const int64_t width = x.size(axis);
+  const int64_t rows = x.numel() / width;
+  const float* src = x.data_ptr<float>();
+  float* dst = y.data_ptr<float>();
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* in_row = src + r * width;
+    float* out_row = dst + r * width;
+    float max = in_row[0];
+    for (int64_t j = 1; j < width; ++j) max = std::max(max, in_row[j]);
+    float sum = 0.0f;
+    for (int64_t j = 0; j < width; ++j) sum += out_row[j] = std::exp(in_row[j] - max);
+    const float scale = 1.0f / sum;
+    for (int64_t j = 0; j < width; ++j) out_row[j] *= scale;
+  }
+  out = y;
+  return true;
+}
+
 template <SoftmaxKind kind>
 Kernel make_softmax(const Node& node, const BuildContext&) {
   const int64_t axis_attr = node.attrs.get_int("axis", -1);
@@ -118,7 +147,7 @@ Kernel make_softmax(const Node& node, const BuildContext&) {
     const at::Tensor& x = in[0];
     const int64_t axis = normalize_axis(axis_attr, x.dim());
     if constexpr (kind == SoftmaxKind::softmax) {
-      out[0] = at::softmax(x, axis);
+      if (!softmax_short_rows(x, axis, out[0])) out[0] = at::softmax(x, axis);
     } else if constexpr (kind == SoftmaxKind::log_softmax) {
       out[0] = at::log_softmax(x, axis);
     } else {

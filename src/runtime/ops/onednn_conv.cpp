@@ -6,6 +6,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <chrono>
 #include <limits>
 #include <mutex>
 #include <oneapi/dnnl/dnnl.hpp>
@@ -60,10 +61,11 @@ dnnl::stream& thread_stream() {
 
 // Thread policy. Below this many multiply-adds a convolution runs on one
 // thread: waking and joining a second OpenMP thread costs more than it saves
-// on the small tensors of the face models (fr_landmark measured 1.7 ms on one
-// thread vs 3.5 ms on two with per-op threading). Never above the caller's
-// thread count (visage::set_cpu_threads).
-constexpr int64_t kSingleThreadMacs = 1 << 21;
+// on the small tensors of the face models. Measured on the 2-core machine at
+// 2 threads (p50, ms, 2M / 4M / 8M): facemesh 1.78 / 1.02 / 1.06, fr_landmark
+// 0.32 / 0.26 / 0.28, mobilefacenet 3.96 / 3.64 / 4.77, keijiro back 4.34 /
+// 4.59 / 4.81. Never above the caller's thread count (visage::set_cpu_threads).
+constexpr int64_t kSingleThreadMacs = int64_t{1} << 22;
 
 // Lowers the calling thread's OpenMP team size for one call; oneDNN (OpenMP
 // runtime) and ATen read it per parallel region.
@@ -171,7 +173,8 @@ class OnednnConv {
  private:
   static constexpr size_t kMaxPlans = 16;
 
-  // Adds the node's activation to `ops`; false when oneDNN has no post-op for it.
+  // The node's activation as oneDNN eltwise post-ops (activation_ops_), or
+  // PRelu for apply_prelu; false when neither can express it.
   bool describe_activation() {
     using K = FusedActivation::Kind;
     const auto& a = spec_.activation;
@@ -268,29 +271,79 @@ class OnednnConv {
     auto is_reference = [](const dnnl::convolution_forward::primitive_desc& pd) {
       return std::string(pd.impl_info_str()).rfind("ref", 0) == 0;
     };
-    dnnl::convolution_forward::primitive_desc pd(make_desc(), make_attr(), cpu_engine(), true);
+    // The operation descriptor must outlive the primitive descriptor's
+    // iterator over implementations (choose_fastest walks it).
+    const auto desc = make_desc();
+    dnnl::convolution_forward::primitive_desc pd(desc, make_attr(), cpu_engine(), true);
     if ((!pd || is_reference(pd)) && plan.epilogue) {
       // Post-ops this kernel cannot fuse: the caller adds and activates.
       plan.epilogue = false;
-      pd = dnnl::convolution_forward::primitive_desc(make_desc(), make_attr(), cpu_engine(), true);
+      pd = dnnl::convolution_forward::primitive_desc(desc, make_attr(), cpu_engine(), true);
     }
     if (!pd || is_reference(pd)) return;
-    plan.primitive = dnnl::convolution_forward(pd);
-    plan.weights = packed_weights(pd.weights_desc());
+    choose_fastest(plan, pd, x);
     plan.usable = true;
   }
 
-  // Weights in the layout a primitive wants, reordered once per layout.
-  // Called with mutex_ held.
-  memory packed_weights(const memory::desc& layout) const {
+  // oneDNN lists its implementations best first by its own heuristics, which
+  // favour the brgemm kernels; on the face models' layers (depthwise, channel
+  // counts that are not multiples of 16) the direct jit kernels are often
+  // faster: 80 vs 136 us for a 24-channel 128x128 depthwise conv, one thread.
+  // So a plan times the first few candidates on its input and keeps the
+  // fastest. Called with mutex_ held, under the plan's thread limit.
+  void choose_fastest(Plan& plan, dnnl::convolution_forward::primitive_desc& pd, const at::Tensor& x) const {
+    constexpr int kCandidates = 4;
+    constexpr int kTimedRuns = 3;
+    const at::Tensor src = x.contiguous(at::MemoryFormat::ChannelsLast);
+    const auto options = x.options().memory_format(at::MemoryFormat::ChannelsLast);
+    at::Tensor dst = at::empty(plan.out_sizes, options);
+    at::Tensor addend = plan.epilogue && spec_.residual ? at::zeros(plan.out_sizes, options) : at::Tensor();
+    double best = std::numeric_limits<double>::infinity();
+    int tried = 0;
+    do {
+      const std::string name = pd.impl_info_str();
+      // Reference, gemm-based and SSE kernels are never the fast ones here.
+      if (name.rfind("ref", 0) == 0 || name.find("gemm") != std::string::npos ||
+          name.find("sse41") != std::string::npos)
+        continue;
+      dnnl::convolution_forward primitive(pd);
+      memory weights = pack_weights(pd.weights_desc());
+      std::unordered_map<int, memory> args{
+          {DNNL_ARG_SRC, wrap(plan.src, src)}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, wrap(plan.dst, dst)}};
+      if (bias_.defined()) args.emplace(DNNL_ARG_BIAS, bias_memory_);
+      if (addend.defined()) args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, wrap(plan.dst, addend));
+      primitive.execute(thread_stream(), args);  // warm-up: first touch, caches
+      double fastest = std::numeric_limits<double>::infinity();
+      for (int run = 0; run < kTimedRuns; ++run) {
+        const auto start = std::chrono::steady_clock::now();
+        primitive.execute(thread_stream(), args);
+        fastest = std::min(fastest, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+      }
+      if (fastest < best) {
+        best = fastest;
+        plan.primitive = primitive;
+        plan.weights = weights;
+      }
+    } while (++tried < kCandidates && pd.next_impl());
+    if (best == std::numeric_limits<double>::infinity()) throw dnnl::error(dnnl_unimplemented, "no fast kernel");
+    // Plans that chose the same layout share one copy of the packed weights.
     for (const auto& [desc, packed] : packed_)
-      if (desc == layout) return packed;
+      if (desc == plan.weights.get_desc()) {
+        plan.weights = packed;
+        return;
+      }
+    // Bounded like the plans; an evicted copy lives on in the plans using it.
+    if (packed_.size() >= kMaxPlans) packed_.erase(packed_.begin());
+    packed_.emplace_back(plan.weights.get_desc(), plan.weights);
+  }
+
+  // The weights reordered into the layout a primitive wants.
+  memory pack_weights(const memory::desc& layout) const {
     memory packed(layout, cpu_engine());
     memory user = wrap(user_weights_, spec_.weight);
     dnnl::stream stream(cpu_engine());
     dnnl::reorder(user, packed).execute(stream, user, packed);
     stream.wait();
-    packed_.emplace_back(layout, packed);
     return packed;
   }
 

@@ -3,13 +3,18 @@
 //
 // at::convolution re-creates its oneDNN primitive and reorders the weights
 // into oneDNN's blocked layout on every call: tens of microseconds per node
-// before any arithmetic, which dominates the small face models. Here the
-// weights are packed once per primitive, the primitive is created once per
-// input shape and kept (a bounded cache, shared by every session of the
-// model), and the bias, a residual Add and the activation run as post-ops of
-// the same primitive.
+// before any arithmetic, which dominates the small face models. Here a plan
+// per input shape (a bounded cache, shared by every session of the model)
+// holds the primitive and the weights packed for it; the bias, a residual Add
+// and the activation run inside the same primitive (post-ops; PRelu right
+// after it). Building a plan times the first few implementations oneDNN
+// offers for the shape and keeps the fastest.
 //
-// Available when Visage was built against oneDNN (VISAGE_WITH_ONEDNN, Debian's
+// Threads: a convolution under 4M multiply-adds runs on one thread (the
+// calling thread's OpenMP team is lowered for that call only); larger ones use
+// the caller's thread count (visage::set_cpu_threads), never more.
+//
+// Available when Visage was built against oneDNN 2.x (VISAGE_ONEDNN, Debian's
 // libdnnl-dev, the library Debian's libtorch runs on) and the oneDNN loaded at
 // run time is the version the build saw; otherwise make_onednn_conv returns
 // nullptr and the kernel runs at::convolution.

@@ -270,6 +270,17 @@ Kernel make_gather(const Node& node, const BuildContext&) {
   return [axis](std::span<const at::Tensor> in, std::span<at::Tensor> out) {
     const at::Tensor& data = in[0];
     int64_t a = normalize_axis(axis, data.dim());
+    // One index on the host (shape arithmetic: Shape -> Gather -> Unsqueeze):
+    // a view of the data, without the five tensor operations of the general
+    // path. Out-of-range indices fall through to its error.
+    if (in[1].numel() == 1 && in[1].dim() <= 1 && in[1].device().is_cpu() && !in[1].is_floating_point()) {
+      int64_t i = in[1].item<int64_t>();
+      if (i < 0) i += data.size(a);
+      if (i >= 0 && i < data.size(a)) {
+        out[0] = in[1].dim() == 0 ? data.select(a, i) : data.narrow(a, i, 1);
+        return;
+      }
+    }
     at::Tensor idx = wrap_indices(in[1], data.size(a), data.device());
     std::vector<int64_t> shape(data.sizes().begin(), data.sizes().begin() + a);
     shape.insert(shape.end(), idx.sizes().begin(), idx.sizes().end());
