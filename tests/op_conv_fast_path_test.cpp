@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <limits>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -27,13 +28,13 @@ struct ConvCase {
 };
 
 std::string describe(const ConvCase& c) {
-  std::string text = "in " + std::to_string(c.channels_in) + " out " + std::to_string(c.channels_out) + " size " +
-                     std::to_string(c.size) + " k" + std::to_string(c.kernel) + " s" + std::to_string(c.stride) + " d" +
-                     std::to_string(c.dilation) + " g" + std::to_string(c.groups) + " pads";
-  for (int64_t p : c.pads) text += " " + std::to_string(p);
-  text += " act '" + c.activation + "'" + (c.bias ? " bias" : "") + (c.residual ? " residual" : "") +
-          (c.nhwc ? " NHWC" : " NCHW");
-  return text;
+  std::ostringstream text;
+  text << "in " << c.channels_in << " out " << c.channels_out << " size " << c.size << " k" << c.kernel << " s"
+       << c.stride << " d" << c.dilation << " g" << c.groups << " pads";
+  for (int64_t p : c.pads) text << " " << p;
+  text << " act '" << c.activation << "'" << (c.bias ? " bias" : "") << (c.residual ? " residual" : "")
+       << (c.nhwc ? " NHWC" : " NCHW");
+  return text.str();
 }
 
 at::Tensor reference_activation(const std::string& name, const at::Tensor& y, const at::Tensor& slope_nchw) {
@@ -397,4 +398,20 @@ TEST(OpCpuFastPath, SoftmaxOverShortRowsMatchesAten) {
     at::Tensor got = visage::test::run1("Softmax", {x}, visage::test::attrs({{"axis", int64_t{-1}}}));
     EXPECT_TRUE(visage::test::close(got, at::softmax(x, -1), 1e-6, 1e-7)) << x.sizes();
   }
+}
+
+TEST(OpCpuFastPath, ContiguousConcatMatchesAtenCatOnEveryAxis) {
+  at::manual_seed(19);
+  for (int64_t axis = 0; axis < 3; ++axis) {
+    std::vector<int64_t> a_shape{2, 3, 4}, b_shape{2, 3, 4};
+    b_shape[static_cast<size_t>(axis)] = 5;
+    at::Tensor a = at::randn(a_shape), b = at::randn(b_shape);
+    at::Tensor got = visage::test::run1("Concat", {a, b}, visage::test::attrs({{"axis", axis}}));
+    EXPECT_TRUE(visage::test::same(got, at::cat({a, b}, axis))) << "axis " << axis;
+  }
+  // Shape vectors, as in Shape -> Gather -> Unsqueeze -> Concat -> Reshape.
+  at::Tensor got =
+      visage::test::run1("Concat", {visage::test::ints({1}), visage::test::ints({-1}), visage::test::ints({4, 2})},
+                         visage::test::attrs({{"axis", int64_t{0}}}));
+  EXPECT_TRUE(visage::test::same(got, visage::test::ints({1, -1, 4, 2})));
 }

@@ -66,6 +66,7 @@ dnnl::stream& thread_stream() {
 // 0.32 / 0.26 / 0.28, mobilefacenet 3.96 / 3.64 / 4.77, keijiro back 4.34 /
 // 4.59 / 4.81. Never above the caller's thread count (visage::set_cpu_threads).
 constexpr int64_t kSingleThreadMacs = int64_t{1} << 22;
+constexpr int64_t kSingleThreadOutputs = int64_t{1} << 18;
 
 // Lowers the calling thread's OpenMP team size for one call; oneDNN (OpenMP
 // runtime) and ATen read it per parallel region.
@@ -232,7 +233,8 @@ class OnednnConv {
     if (oh <= 0 || ow <= 0) return;
     plan.out_sizes = {n, out_channels_, oh, ow};
     const int64_t macs = n * out_channels_ * oh * ow * weight.size(1) * kh * kw;
-    plan.threads = macs < kSingleThreadMacs ? 1 : threads_available;
+    const int64_t outputs = n * out_channels_ * oh * ow;
+    plan.threads = macs < kSingleThreadMacs && outputs < kSingleThreadOutputs ? 1 : threads_available;
 
     plan.src = memory::desc({n, c, h, w}, memory::data_type::f32, memory::format_tag::nhwc);
     plan.dst = memory::desc({n, out_channels_, oh, ow}, memory::data_type::f32, memory::format_tag::nhwc);

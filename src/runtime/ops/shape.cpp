@@ -125,20 +125,74 @@ Kernel make_transpose(const Node& node, const BuildContext&) {
   };
 }
 
-// Writes each pixel's channels of every part, one after the other, into `out`
-// (channels-last). Element-typed copies: a memcpy call per pixel and part
-// costs more than the copy itself at these channel counts.
+// Writes, for each of `rows` rows, `counts[i]` elements of every part i one
+// after the other into `out`. Element-typed copies: a memcpy call per row and
+// part costs more than the copy itself at the short rows of these models.
 template <typename Element>
-void interleave_channels(const std::vector<at::Tensor>& parts, int64_t channels, int64_t pixels, void* out) {
+void interleave_rows(const std::vector<at::Tensor>& parts, const std::vector<int64_t>& counts, int64_t rows,
+                     void* out) {
+  int64_t row_length = 0;
+  for (int64_t count : counts) row_length += count;
   auto* dst = static_cast<Element*>(out);
   int64_t offset = 0;
-  for (const auto& part : parts) {
-    const int64_t count = part.size(1);
-    const auto* src = static_cast<const Element*>(part.data_ptr());
-    for (int64_t p = 0; p < pixels; ++p)
-      for (int64_t c = 0; c < count; ++c) dst[p * channels + offset + c] = src[p * count + c];
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const int64_t count = counts[i];
+    const auto* src = static_cast<const Element*>(parts[i].data_ptr());
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < count; ++c) dst[r * row_length + offset + c] = src[r * count + c];
     offset += count;
   }
+}
+
+void interleave(const std::vector<at::Tensor>& parts, const std::vector<int64_t>& counts, int64_t rows,
+                const at::Tensor& out) {
+  switch (out.element_size()) {
+    case 4: interleave_rows<uint32_t>(parts, counts, rows, out.data_ptr()); break;
+    case 2: interleave_rows<uint16_t>(parts, counts, rows, out.data_ptr()); break;
+    case 8: interleave_rows<uint64_t>(parts, counts, rows, out.data_ptr()); break;
+    default: interleave_rows<uint8_t>(parts, counts, rows, out.data_ptr()); break;
+  }
+}
+
+// Whether `out` (this node's previous output) can take a result of `sizes`.
+bool reusable_for(const at::Tensor& out, const std::vector<at::Tensor>& parts, at::IntArrayRef sizes,
+                  at::MemoryFormat format) {
+  if (!out.defined() || out.scalar_type() != parts[0].scalar_type() || !out.device().is_cpu() || out.sizes() != sizes ||
+      !out.is_contiguous(format))
+    return false;
+  for (const auto& t : parts)
+    if (t.is_alias_of(out)) return false;
+  return true;
+}
+
+// Contiguous CPU tensors up to a million elements joined along any axis
+// (anchor and box tables of detection heads, shape vectors): ATen's cat
+// copies each part through a strided iterator. False when it does not apply.
+bool concat_contiguous(const std::vector<at::Tensor>& parts, int64_t axis, at::Tensor& out) {
+  constexpr int64_t kLargest = 1 << 20;
+  const at::Tensor& first = parts[0];
+  if (first.dim() == 0) return false;
+  std::vector<int64_t> sizes = first.sizes().vec();
+  sizes[static_cast<size_t>(axis)] = 0;
+  std::vector<int64_t> counts;
+  int64_t rows = 1;
+  for (int64_t d = 0; d < axis; ++d) rows *= first.size(d);
+  for (const auto& t : parts) {
+    if (!t.device().is_cpu() || t.scalar_type() != first.scalar_type() || t.dim() != first.dim() || !t.is_contiguous())
+      return false;
+    for (int64_t d = 0; d < t.dim(); ++d)
+      if (d != axis && t.size(d) != first.size(d)) return false;
+    sizes[static_cast<size_t>(axis)] += t.size(axis);
+    counts.push_back(rows == 0 ? 0 : t.numel() / std::max<int64_t>(rows, 1));
+  }
+  int64_t total = 1;
+  for (int64_t size : sizes) total *= size;
+  if (total > kLargest) return false;
+  at::Tensor result =
+      reusable_for(out, parts, sizes, at::MemoryFormat::Contiguous) ? out : at::empty(sizes, first.options());
+  if (total > 0) interleave(parts, counts, rows, result);
+  out = result;
+  return true;
 }
 
 // 4-D CPU tensors joined along the channel axis with at least one part in
@@ -161,20 +215,16 @@ bool concat_channels_last(const std::vector<at::Tensor>& parts, int64_t axis, at
   }
   if (!any_channels_last) return false;
   const std::vector<int64_t> sizes{first.size(0), channels, first.size(2), first.size(3)};
-  bool reusable = out.defined() && out.scalar_type() == first.scalar_type() && out.device().is_cpu() &&
-                  out.sizes() == at::IntArrayRef(sizes) && out.is_contiguous(at::MemoryFormat::ChannelsLast);
-  for (const auto& t : parts) reusable = reusable && !t.is_alias_of(out);
-  at::Tensor result = reusable ? out : at::empty(sizes, first.options().memory_format(at::MemoryFormat::ChannelsLast));
-
+  at::Tensor result = reusable_for(out, parts, sizes, at::MemoryFormat::ChannelsLast)
+                          ? out
+                          : at::empty(sizes, first.options().memory_format(at::MemoryFormat::ChannelsLast));
   std::vector<at::Tensor> dense;
-  for (const auto& t : parts) dense.push_back(t.contiguous(at::MemoryFormat::ChannelsLast));
-  const int64_t pixels = sizes[0] * sizes[2] * sizes[3];
-  switch (first.element_size()) {
-    case 4: interleave_channels<uint32_t>(dense, channels, pixels, result.data_ptr()); break;
-    case 2: interleave_channels<uint16_t>(dense, channels, pixels, result.data_ptr()); break;
-    case 8: interleave_channels<uint64_t>(dense, channels, pixels, result.data_ptr()); break;
-    default: interleave_channels<uint8_t>(dense, channels, pixels, result.data_ptr()); break;
+  std::vector<int64_t> counts;
+  for (const auto& t : parts) {
+    dense.push_back(t.contiguous(at::MemoryFormat::ChannelsLast));
+    counts.push_back(t.size(1));
   }
+  interleave(dense, counts, sizes[0] * sizes[2] * sizes[3], result);
   out = result;
   return true;
 }
@@ -192,7 +242,7 @@ Kernel make_concat(const Node& node, const BuildContext&) {
       out[0] = parts[0];
       return;
     }
-    if (concat_channels_last(parts, a, out[0])) return;
+    if (concat_channels_last(parts, a, out[0]) || concat_contiguous(parts, a, out[0])) return;
     out[0] = at::cat(parts, a);
   };
 }
