@@ -59,12 +59,15 @@ dnnl::stream& thread_stream() {
   return stream;
 }
 
-// Thread policy. Below this many multiply-adds a convolution runs on one
-// thread: waking and joining a second OpenMP thread costs more than it saves
-// on the small tensors of the face models. Measured on the 2-core machine at
-// 2 threads (p50, ms, 2M / 4M / 8M): facemesh 1.78 / 1.02 / 1.06, fr_landmark
-// 0.32 / 0.26 / 0.28, mobilefacenet 3.96 / 3.64 / 4.77, keijiro back 4.34 /
-// 4.59 / 4.81. Never above the caller's thread count (visage::set_cpu_threads).
+// Thread policy. A convolution under 4M multiply-adds and 256K outputs runs
+// on one thread: waking and joining a second OpenMP thread costs more than it
+// saves on the small tensors of the face models. Measured on the 2-core
+// machine at 2 threads (p50 ms, threshold 2M / 4M / 8M MACs): facemesh 1.78 /
+// 1.02 / 1.06, fr_landmark 0.32 / 0.26 / 0.28, mobilefacenet 3.96 / 3.64 /
+// 4.77. Memory-bound layers with many outputs (24-channel 128x128 depthwise,
+// 3.5M MACs) still gain from a second thread: keijiro back 4.0 ms with the
+// output rule, 5.1 without. Never above the caller's thread count
+// (visage::set_cpu_threads).
 constexpr int64_t kSingleThreadMacs = int64_t{1} << 22;
 constexpr int64_t kSingleThreadOutputs = int64_t{1} << 18;
 
