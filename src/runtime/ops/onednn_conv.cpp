@@ -59,17 +59,18 @@ dnnl::stream& thread_stream() {
   return stream;
 }
 
-// Thread policy. A convolution under 4M multiply-adds and 256K outputs runs
+// Thread policy. A convolution under 4M multiply-adds and 128K outputs runs
 // on one thread: waking and joining a second OpenMP thread costs more than it
 // saves on the small tensors of the face models. Measured on the 2-core
 // machine at 2 threads (p50 ms, threshold 2M / 4M / 8M MACs): facemesh 1.78 /
 // 1.02 / 1.06, fr_landmark 0.32 / 0.26 / 0.28, mobilefacenet 3.96 / 3.64 /
-// 4.77. Memory-bound layers with many outputs (24-channel 128x128 depthwise,
-// 3.5M MACs) still gain from a second thread: keijiro back 4.0 ms with the
+// 4.77. Memory-bound layers with many outputs (depthwise convolutions at
+// 128x128 or 60x80) still gain from a second thread: fr_detect 1.52-1.62 ms
+// from 128K outputs, 1.72-1.74 from 256K, and keijiro back 4.0 ms with an
 // output rule, 5.1 without. Never above the caller's thread count
 // (visage::set_cpu_threads).
 constexpr int64_t kSingleThreadMacs = int64_t{1} << 22;
-constexpr int64_t kSingleThreadOutputs = int64_t{1} << 18;
+constexpr int64_t kSingleThreadOutputs = int64_t{1} << 17;
 
 // Lowers the calling thread's OpenMP team size for one call; oneDNN (OpenMP
 // runtime) and ATen read it per parallel region.

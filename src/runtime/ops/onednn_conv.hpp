@@ -10,7 +10,7 @@
 // after it). Building a plan times the first few implementations oneDNN
 // offers for the shape and keeps the fastest.
 //
-// Threads: a convolution under 4M multiply-adds and 256K outputs runs on one
+// Threads: a convolution under 4M multiply-adds and 128K outputs runs on one
 // thread (the calling thread's OpenMP team is lowered for that call only);
 // larger ones use the caller's thread count (visage::set_cpu_threads), never
 // more.
