@@ -81,6 +81,14 @@ std::array<Point2, 5> points_from_box(const Box& box, int angle) {
   return pts;
 }
 
+// Checks the image and moves it to the networks' device once per call.
+at::Tensor on_model_device(const at::Tensor& rgb, const FaceAnalyserOptions& options) {
+  check_rgb(rgb);
+  if (options.runtime.device == Device::cuda && rgb.is_cpu())
+    return rgb.to(at::Device(at::kCUDA, options.runtime.device_index));
+  return rgb;
+}
+
 Face face_from_detection(const Detection& d) {
   Face f;
   f.box = d.box;
@@ -115,11 +123,8 @@ FaceAnalyser FaceAnalyser::clone() const { return FaceAnalyser(std::make_unique<
 const FaceAnalyserOptions& FaceAnalyser::options() const { return impl_->options(); }
 
 std::vector<Face> FaceAnalyser::detect(const at::Tensor& rgb_in) {
-  check_rgb(rgb_in);
   const auto& options = impl_->options();
-  at::Tensor rgb = options.runtime.device == Device::cuda && rgb_in.is_cpu()
-                       ? rgb_in.to(at::Device(at::kCUDA, options.runtime.device_index))
-                       : rgb_in;
+  at::Tensor rgb = on_model_device(rgb_in, options);
   std::vector<Detection> all;
   for (int angle : options.detector_angles) {
     for (const Box& region : detection_regions(rgb.size(1), rgb.size(0), options)) {
@@ -141,11 +146,8 @@ std::vector<Face> FaceAnalyser::detect(const at::Tensor& rgb_in) {
 
 void FaceAnalyser::landmark(const at::Tensor& rgb_in, std::vector<Face>& faces) {
   if (!impl_->mesh) return;
-  check_rgb(rgb_in);
   const auto& options = impl_->options();
-  at::Tensor rgb = options.runtime.device == Device::cuda && rgb_in.is_cpu()
-                       ? rgb_in.to(at::Device(at::kCUDA, options.runtime.device_index))
-                       : rgb_in;
+  at::Tensor rgb = on_model_device(rgb_in, options);
   std::vector<Face> kept;
   for (Face& face : faces) {
     // First pass: a square crop around the detector box, turned upright by
@@ -190,11 +192,8 @@ void FaceAnalyser::landmark(const at::Tensor& rgb_in, std::vector<Face>& faces) 
 }
 
 void FaceAnalyser::describe(const at::Tensor& rgb_in, std::vector<Face>& faces) {
-  check_rgb(rgb_in);
   const auto& options = impl_->options();
-  at::Tensor rgb = options.runtime.device == Device::cuda && rgb_in.is_cpu()
-                       ? rgb_in.to(at::Device(at::kCUDA, options.runtime.device_index))
-                       : rgb_in;
+  at::Tensor rgb = on_model_device(rgb_in, options);
   for (Face& face : faces) {
     if (impl_->recognizer) face.embedding = compute_embedding(options.recognizer, *impl_->recognizer, rgb, face);
     if (impl_->attributes) estimate_attributes(*impl_->attributes, rgb, face);
@@ -202,11 +201,8 @@ void FaceAnalyser::describe(const at::Tensor& rgb_in, std::vector<Face>& faces) 
 }
 
 std::vector<Face> FaceAnalyser::analyse(const at::Tensor& rgb_in) {
-  check_rgb(rgb_in);
   const auto& options = impl_->options();
-  at::Tensor rgb = options.runtime.device == Device::cuda && rgb_in.is_cpu()
-                       ? rgb_in.to(at::Device(at::kCUDA, options.runtime.device_index))
-                       : rgb_in;
+  at::Tensor rgb = on_model_device(rgb_in, options);
   std::vector<Face> faces = detect(rgb);
   landmark(rgb, faces);
   describe(rgb, faces);
