@@ -28,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "visage/enhance.hpp"
 #include "visage/face.hpp"
 
 namespace visage {
@@ -62,12 +63,6 @@ enum class BlendMode {
   feather,    // alpha blend through the feathered mask
   poisson,    // seamless cloning: the source's gradients, the target's boundary
   multiband,  // Laplacian pyramid blend (default): wide transitions for low frequencies, sharp for detail
-};
-
-struct FaceEnhancerOptions {
-  bool enabled = false;
-  std::string model = "esrgan-slim-x4";  // esrgan-slim-x2/x4, esrgan-medium-x2/x4
-  float weight = 0.8f;                   // 0 = no change, 1 = the enhanced face only
 };
 
 struct SwapOptions {
