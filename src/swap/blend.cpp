@@ -1,0 +1,400 @@
+// Blending the swapped face into the target: feathered alpha, a multi-band
+// blend whose bands all fade out inside alpha > 0, and seamless (Poisson)
+// cloning solved by multigrid.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <stdexcept>
+#include <vector>
+
+#include "swap/compose.hpp"
+#include "swap/compose_internal.hpp"
+
+namespace visage::swap {
+namespace {
+
+void check_inputs(const at::Tensor& fg, const at::Tensor& bg, const at::Tensor& alpha) {
+  for (const at::Tensor* t : {&fg, &bg}) {
+    if (!t->defined() || t->dim() != 3 || t->size(2) != 3 || t->scalar_type() != at::kFloat) {
+      throw std::invalid_argument("blend: expected float [H, W, 3] images");
+    }
+  }
+  if (!fg.sizes().equals(bg.sizes()) || !alpha.defined() || alpha.dim() != 2 || alpha.size(0) != fg.size(0) ||
+      alpha.size(1) != fg.size(1) || alpha.scalar_type() != at::kFloat) {
+    throw std::invalid_argument("blend: foreground, background and alpha sizes differ");
+  }
+}
+
+at::Tensor smoothstep(const at::Tensor& t) {
+  at::Tensor c = t.clamp(0.f, 1.f);
+  return c * c * (3.f - 2.f * c);
+}
+
+// [1 2 1] / 4 along both axes, borders replicated.
+at::Tensor blur_121(const at::Tensor& x) {
+  at::Tensor k = at::tensor({0.25f, 0.5f, 0.25f}, at::kFloat).to(x.device());
+  at::Tensor b = detail::depthwise_conv(at::replication_pad2d(x, {1, 1, 0, 0}), k.view({1, 3}));
+  return detail::depthwise_conv(at::replication_pad2d(b, {0, 0, 1, 1}), k.view({3, 1}));
+}
+
+// [1, C, H, W] -> half size: [1 2 1] blur then 2x2 mean, i.e. the 4-tap
+// binomial centred between pixels, which keeps align_corners=false
+// upsampling exact. Sizes must be even.
+at::Tensor pyramid_down(const at::Tensor& x) { return at::avg_pool2d(blur_121(x), {2, 2}, {2, 2}); }
+
+int default_levels(int64_t h, int64_t w) {
+  // Coarsest band about 1/16 of the region's short side, 3..6 levels.
+  const double side = static_cast<double>(std::min(h, w));
+  return std::clamp(static_cast<int>(std::lround(std::log2(std::max(side, 1.0) / 16.0))), 3, 6);
+}
+
+// ---------------------------------------------------------------------------
+// Poisson: multigrid on cell-centred grids with Dirichlet zero outside the
+// domain. Arrays carry a one-pixel zero border and C interleaved channels.
+
+constexpr int kChannels = 3;
+
+struct Grid {
+  int64_t h = 0, w = 0;
+  std::vector<uint8_t> inside;  // (h+2) x (w+2)
+  std::vector<float> diagonal;  // (h+2) x (w+2): 4, plus the outside neighbours on coarse grids
+  std::vector<float> u, f, r;   // (h+2) x (w+2) x C
+  int64_t stride() const { return w + 2; }
+  int64_t index(int64_t y, int64_t x) const { return (y + 1) * (w + 2) + (x + 1); }
+  void allocate(int64_t height, int64_t width) {
+    h = height;
+    w = width;
+    const size_t n = static_cast<size_t>((h + 2) * (w + 2));
+    inside.assign(n, 0);
+    diagonal.assign(n, 4.f);
+    u.assign(n * kChannels, 0.f);
+    f.assign(n * kChannels, 0.f);
+    r.assign(n * kChannels, 0.f);
+  }
+};
+
+// On the finest grid the unknowns next to the domain's edge see u = 0 at the
+// outside pixels' centres. Coarse grids put the zero on the faces of their
+// outside cells instead (ghost value -u, hence a larger diagonal): zero at the
+// ghost cells' centres would move the edge outwards by half a coarse cell per
+// level, and the corrections from the coarsest grids would overshoot.
+void set_diagonal(Grid& g, bool faces) {
+  const int64_t s = g.stride();
+  for (int64_t y = 0; y < g.h; ++y) {
+    for (int64_t x = 0; x < g.w; ++x) {
+      const int64_t i = g.index(y, x);
+      const int outside = 4 - g.inside[i - 1] - g.inside[i + 1] - g.inside[i - s] - g.inside[i + s];
+      g.diagonal[i] = 4.f + (faces ? float(outside) : 0.f);
+    }
+  }
+}
+
+// Red-black Gauss-Seidel: u = (f + sum of neighbours) / diagonal on the
+// domain; `reverse` visits black before red (the adjoint sweep, so that a
+// V-cycle is a symmetric preconditioner).
+void smooth(Grid& g, int sweeps, bool reverse) {
+  const int64_t s = g.stride();
+  for (int sweep = 0; sweep < sweeps; ++sweep) {
+    for (int step = 0; step < 2; ++step) {
+      const int colour = reverse ? 1 - step : step;
+      at::parallel_for(0, g.h, 32, [&](int64_t y0, int64_t y1) {
+        for (int64_t y = y0; y < y1; ++y) {
+          for (int64_t x = (y + colour) & 1; x < g.w; x += 2) {
+            const int64_t i = g.index(y, x);
+            if (!g.inside[i]) continue;
+            float* u = g.u.data() + i * kChannels;
+            const float* f = g.f.data() + i * kChannels;
+            const float inv = 1.f / g.diagonal[i];
+            for (int c = 0; c < kChannels; ++c) {
+              u[c] = inv * (f[c] + u[c - kChannels] + u[c + kChannels] + u[c - s * kChannels] + u[c + s * kChannels]);
+            }
+          }
+        }
+      });
+    }
+  }
+}
+
+// out = A v on the domain (zero elsewhere).
+void apply_operator(const Grid& g, const std::vector<float>& v, std::vector<float>& out) {
+  const int64_t s = g.stride();
+  at::parallel_for(0, g.h, 32, [&](int64_t y0, int64_t y1) {
+    for (int64_t y = y0; y < y1; ++y) {
+      for (int64_t x = 0; x < g.w; ++x) {
+        const int64_t i = g.index(y, x);
+        float* o = out.data() + i * kChannels;
+        if (!g.inside[i]) {
+          for (int c = 0; c < kChannels; ++c) o[c] = 0.f;
+          continue;
+        }
+        const float* u = v.data() + i * kChannels;
+        const float diagonal = g.diagonal[i];
+        for (int c = 0; c < kChannels; ++c) {
+          o[c] = diagonal * u[c] - u[c - kChannels] - u[c + kChannels] - u[c - s * kChannels] - u[c + s * kChannels];
+        }
+      }
+    }
+  });
+}
+
+// r = f - A u.
+void residual(Grid& g) {
+  apply_operator(g, g.u, g.r);
+  for (size_t i = 0; i < g.r.size(); ++i) g.r[i] = g.f[i] - g.r[i];
+}
+
+// Coarse domain: cells with at least three of their four children inside.
+void coarsen_domain(const Grid& fine, Grid& coarse) {
+  coarse.allocate((fine.h + 1) / 2, (fine.w + 1) / 2);
+  for (int64_t y = 0; y < fine.h; ++y) {
+    for (int64_t x = 0; x < fine.w; ++x) {
+      if (fine.inside[fine.index(y, x)]) coarse.inside[coarse.index(y / 2, x / 2)] += 1;
+    }
+  }
+  for (int64_t y = 0; y < coarse.h; ++y) {
+    for (int64_t x = 0; x < coarse.w; ++x) {
+      const int64_t i = coarse.index(y, x);
+      const int children = int(std::min<int64_t>(2, fine.h - 2 * y) * std::min<int64_t>(2, fine.w - 2 * x));
+      coarse.inside[i] = coarse.inside[i] >= std::min(3, children) ? 1 : 0;
+    }
+  }
+}
+
+// coarse.f = P^T values: the transpose of prolong_add's interpolation
+// (weights 1/4, 3/4, 3/4, 1/4 per axis over fine offsets -1..2 of 2Y).
+void restrict_to(const Grid& fine, const std::vector<float>& values, Grid& coarse) {
+  static constexpr float kWeights[4] = {0.25f, 0.75f, 0.75f, 0.25f};
+  at::parallel_for(0, coarse.h, 16, [&](int64_t y0, int64_t y1) {
+    for (int64_t y = y0; y < y1; ++y) {
+      for (int64_t x = 0; x < coarse.w; ++x) {
+        const int64_t j = coarse.index(y, x);
+        float* dst = coarse.f.data() + j * kChannels;
+        for (int c = 0; c < kChannels; ++c) dst[c] = 0.f;
+        if (!coarse.inside[j]) continue;
+        for (int dy = 0; dy < 4; ++dy) {
+          const int64_t fy = 2 * y - 1 + dy;
+          if (fy < 0 || fy >= fine.h) continue;
+          for (int dx = 0; dx < 4; ++dx) {
+            const int64_t fx = 2 * x - 1 + dx;
+            if (fx < 0 || fx >= fine.w) continue;
+            const float weight = kWeights[dy] * kWeights[dx];
+            const float* src = values.data() + fine.index(fy, fx) * kChannels;
+            for (int c = 0; c < kChannels; ++c) dst[c] += weight * src[c];
+          }
+        }
+      }
+    }
+  });
+}
+
+// fine.u += bilinear (9/16, 3/16, 3/16, 1/16) interpolation of coarse.u.
+void prolong_add(const Grid& coarse, Grid& fine) {
+  const int64_t cs = coarse.stride();
+  at::parallel_for(0, fine.h, 32, [&](int64_t y0, int64_t y1) {
+    for (int64_t y = y0; y < y1; ++y) {
+      const int64_t cy = y / 2, ny = (y & 1) ? 1 : -1;
+      for (int64_t x = 0; x < fine.w; ++x) {
+        const int64_t i = fine.index(y, x);
+        if (!fine.inside[i]) continue;
+        const int64_t cx = x / 2, nx = (x & 1) ? 1 : -1;
+        const int64_t j = coarse.index(cy, cx);
+        const float* a = coarse.u.data() + j * kChannels;
+        const float* b = coarse.u.data() + (j + nx) * kChannels;
+        const float* c0 = coarse.u.data() + (j + ny * cs) * kChannels;
+        const float* d = coarse.u.data() + (j + ny * cs + nx) * kChannels;
+        float* u = fine.u.data() + i * kChannels;
+        for (int c = 0; c < kChannels; ++c) {
+          u[c] += 0.5625f * a[c] + 0.1875f * (b[c] + c0[c]) + 0.0625f * d[c];
+        }
+      }
+    }
+  });
+}
+
+// A symmetric V-cycle on levels[l] (u starts at zero): the preconditioner
+// of conjugate gradients, which keep the solve convergent however poorly
+// the coarse grids follow an irregular domain's edge.
+void v_cycle(std::vector<Grid>& levels, size_t l) {
+  Grid& g = levels[l];
+  if (l + 1 == levels.size()) {
+    for (int i = 0; i < 10; ++i) {
+      smooth(g, 1, false);
+      smooth(g, 1, true);
+    }
+    return;
+  }
+  smooth(g, 2, false);
+  residual(g);
+  Grid& coarse = levels[l + 1];
+  restrict_to(g, g.r, coarse);
+  std::fill(coarse.u.begin(), coarse.u.end(), 0.f);
+  v_cycle(levels, l + 1);
+  prolong_add(coarse, g);
+  smooth(g, 2, true);
+}
+
+std::array<double, kChannels> channel_dot(const std::vector<float>& a, const std::vector<float>& b) {
+  std::array<double, kChannels> sum{};
+  const size_t n = a.size() / kChannels;
+  for (size_t i = 0; i < n; ++i) {
+    for (int c = 0; c < kChannels; ++c) sum[c] += double(a[i * kChannels + c]) * b[i * kChannels + c];
+  }
+  return sum;
+}
+
+at::Tensor poisson_blend(const at::Tensor& fg, const at::Tensor& bg, const at::Tensor& alpha) {
+  // The solve runs on the CPU for every device (its loops beat ATen ops there).
+  at::Tensor u = detail::poisson_offset_cpu((fg - bg).to(at::kCPU), alpha.to(at::kCPU), 12).to(bg.device());
+  // Exactly the background where alpha == 0 (u is zero there).
+  return at::where(alpha.unsqueeze(2) > 0.f, bg + u, bg);
+}
+
+}  // namespace
+
+namespace detail {
+
+at::Tensor poisson_offset_cpu(const at::Tensor& d_in, const at::Tensor& alpha_in, int max_iterations) {
+  at::Tensor d = d_in.contiguous(), alpha = alpha_in.contiguous();
+  const int64_t h = d.size(0), w = d.size(1);
+  const float* dp = d.data_ptr<float>();
+  const float* ap = alpha.data_ptr<float>();
+  std::vector<Grid> levels;
+  levels.reserve(24);  // `top` stays valid while coarser grids are added
+  Grid& top = levels.emplace_back();
+  top.allocate(h, w);
+  for (int64_t y = 0; y < h; ++y) {
+    for (int64_t x = 0; x < w; ++x) top.inside[top.index(y, x)] = ap[y * w + x] > 0.f ? 1 : 0;
+  }
+  // Right-hand side: divergence of alpha * grad(d), alpha averaged over each
+  // pixel pair; neighbours beyond the region contribute nothing.
+  at::parallel_for(0, h, 32, [&](int64_t y0, int64_t y1) {
+    const int64_t dy[4] = {-1, 1, 0, 0}, dx[4] = {0, 0, -1, 1};
+    for (int64_t y = y0; y < y1; ++y) {
+      for (int64_t x = 0; x < w; ++x) {
+        const int64_t p = y * w + x;
+        if (ap[p] <= 0.f) continue;
+        float* f = top.f.data() + top.index(y, x) * kChannels;
+        for (int k = 0; k < 4; ++k) {
+          const int64_t qy = y + dy[k], qx = x + dx[k];
+          if (qy < 0 || qy >= h || qx < 0 || qx >= w) continue;
+          const int64_t q = qy * w + qx;
+          const float weight = 0.5f * (ap[p] + ap[q]);
+          for (int c = 0; c < kChannels; ++c) f[c] += weight * (dp[p * 3 + c] - dp[q * 3 + c]);
+        }
+      }
+    }
+  });
+  while (std::min(levels.back().h, levels.back().w) > 8) {
+    Grid coarse;
+    coarsen_domain(levels.back(), coarse);
+    set_diagonal(coarse, true);
+    levels.push_back(std::move(coarse));
+  }
+  // Preconditioned conjugate gradients, one independent solve per channel
+  // (the vectors interleave them), from u = 0.
+  const size_t n = top.u.size();
+  std::vector<float> x(n, 0.f), r = top.f, p, q(n);
+  const auto f_norm = channel_dot(r, r);
+  auto precondition = [&](const std::vector<float>& rhs) {
+    top.f = rhs;
+    std::fill(top.u.begin(), top.u.end(), 0.f);
+    v_cycle(levels, 0);
+    return top.u;
+  };
+  std::vector<float> z = precondition(r);
+  p = z;
+  auto rz = channel_dot(r, z);
+  for (int iteration = 0; iteration < max_iterations; ++iteration) {
+    apply_operator(top, p, q);
+    const auto pq = channel_dot(p, q);
+    std::array<float, kChannels> step{};
+    for (int c = 0; c < kChannels; ++c) step[c] = pq[c] > 0 ? static_cast<float>(rz[c] / pq[c]) : 0.f;
+    for (size_t i = 0; i < n; i += kChannels) {
+      for (int c = 0; c < kChannels; ++c) {
+        x[i + c] += step[c] * p[i + c];
+        r[i + c] -= step[c] * q[i + c];
+      }
+    }
+    const auto r_norm = channel_dot(r, r);
+    bool converged = true;
+    for (int c = 0; c < kChannels; ++c) converged = converged && r_norm[c] <= 1e-8 * f_norm[c];
+    if (converged) break;
+    z = precondition(r);
+    const auto rz_next = channel_dot(r, z);
+    std::array<float, kChannels> beta{};
+    for (int c = 0; c < kChannels; ++c) beta[c] = rz[c] > 0 ? static_cast<float>(rz_next[c] / rz[c]) : 0.f;
+    for (size_t i = 0; i < n; i += kChannels) {
+      for (int c = 0; c < kChannels; ++c) p[i + c] = z[i + c] + beta[c] * p[i + c];
+    }
+    rz = rz_next;
+  }
+  top.u = std::move(x);
+
+  at::Tensor u = at::zeros({h, w, kChannels}, at::kFloat);
+  float* up = u.data_ptr<float>();
+  for (int64_t y = 0; y < h; ++y) {
+    for (int64_t x = 0; x < w; ++x) {
+      const float* src = top.u.data() + top.index(y, x) * kChannels;
+      for (int c = 0; c < kChannels; ++c) up[(y * w + x) * kChannels + c] = src[c];
+    }
+  }
+  return u;
+}
+
+}  // namespace detail
+
+at::Tensor blend(const at::Tensor& foreground, const at::Tensor& background, const at::Tensor& alpha, BlendMode mode) {
+  check_inputs(foreground, background, alpha);
+  switch (mode) {
+    case BlendMode::feather:
+      return at::addcmul(background, foreground - background, alpha.clamp(0.f, 1.f).unsqueeze(2));
+    case BlendMode::multiband:
+      return blend_multiband(foreground, background, alpha, default_levels(foreground.size(0), foreground.size(1)));
+    case BlendMode::poisson: return poisson_blend(foreground, background, alpha);
+  }
+  throw std::invalid_argument("blend: unknown mode");
+}
+
+// Bands of foreground - background: U_0 = the difference itself, U_l its
+// level-l Gaussian approximation at full size. The result is
+//   background + W_0 U_0 + sum_l (W_l - W_{l-1}) U_l,
+// i.e. band l is blended with W_l, a function of alpha that is 0 where alpha
+// is 0, sharp (around alpha = 0.5) for fine bands and as wide as alpha itself
+// for the coarsest. Every term vanishes where alpha == 0, and all are
+// continuous, so the edge has no step.
+at::Tensor blend_multiband(const at::Tensor& foreground, const at::Tensor& background, const at::Tensor& alpha,
+                           int levels) {
+  check_inputs(foreground, background, alpha);
+  levels = std::clamp(levels, 1, 8);
+  const int64_t h = foreground.size(0), w = foreground.size(1);
+  const int64_t unit = int64_t{1} << levels;
+  const int64_t hp = (h + unit - 1) / unit * unit, wp = (w + unit - 1) / unit * unit;
+  at::Tensor a = alpha.clamp(0.f, 1.f);
+  at::Tensor diff = (foreground - background).permute({2, 0, 1}).unsqueeze(0);  // [1, 3, H, W]
+  at::Tensor g = (hp != h || wp != w) ? at::replication_pad2d(diff, {0, wp - w, 0, hp - h}) : diff;
+  // Band l's weight: a smoothstep of alpha over 0.5 +- 2^(l - levels - 1).
+  auto band_weight = [&](int l) {
+    const float width = std::ldexp(1.f, l - levels);
+    return smoothstep((a - 0.5f) / width + 0.5f);
+  };
+  at::Tensor previous = band_weight(0);
+  at::Tensor result = at::addcmul(background, foreground - background, previous.unsqueeze(2));
+  for (int l = 1; l <= levels; ++l) {
+    g = pyramid_down(g);
+    at::Tensor weight = band_weight(l);
+    // One more [1 2 1] pass before the bilinear upsampling hides its kinks.
+    at::Tensor smooth_g = blur_121(g);
+    at::Tensor up = at::upsample_bilinear2d(smooth_g, {hp, wp}, false);
+    if (hp != h || wp != w) up = up.narrow(2, 0, h).narrow(3, 0, w);
+    up = up.squeeze(0).permute({1, 2, 0});  // [H, W, 3]
+    result.addcmul_(up, (weight - previous).unsqueeze(2));
+    previous = weight;
+  }
+  return result.contiguous();
+}
+
+}  // namespace visage::swap

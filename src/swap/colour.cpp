@@ -1,0 +1,261 @@
+// Colour transfer for the swap: sRGB <-> CIE L*a*b* (D65), L*a*b* mean and
+// spread matching, and low-frequency relighting in linear light.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <stdexcept>
+
+#include "swap/compose.hpp"
+#include "swap/compose_internal.hpp"
+
+namespace visage::swap {
+namespace {
+
+// sRGB primaries, D65 white (IEC 61966-2-1), rows X, Y, Z.
+constexpr float kRgbToXyz[3][3] = {
+    {0.4124564f, 0.3575761f, 0.1804375f}, {0.2126729f, 0.7151522f, 0.0721750f}, {0.0193339f, 0.1191920f, 0.9503041f}};
+constexpr float kXyzToRgb[3][3] = {{3.2404542f, -1.5371385f, -0.4985314f},
+                                   {-0.9692660f, 1.8760108f, 0.0415560f},
+                                   {0.0556434f, -0.2040259f, 1.0572252f}};
+constexpr float kWhite[3] = {0.95047f, 1.f, 1.08883f};
+constexpr float kDelta = 6.f / 29.f;
+constexpr float kDelta3 = kDelta * kDelta * kDelta;
+constexpr float kLinearSlope = 1.f / (3.f * kDelta * kDelta);  // below kDelta3
+constexpr float kOffset = 4.f / 29.f;
+
+void check_image(const at::Tensor& t, const char* what) {
+  if (!t.defined() || t.dim() != 3 || t.size(2) != 3 || t.scalar_type() != at::kFloat) {
+    throw std::invalid_argument(std::string(what) + ": expected a float [H, W, 3] image");
+  }
+}
+
+// Cube root to float precision without libm's cbrt (3 Newton steps from a
+// bit-level first guess): the conversions call it three times a pixel.
+inline float fast_cbrt(float x) {
+  if (x <= 0.f) return 0.f;
+  uint32_t bits;
+  std::memcpy(&bits, &x, 4);
+  bits = bits / 3 + 709921077u;
+  float y;
+  std::memcpy(&y, &bits, 4);
+  for (int i = 0; i < 3; ++i) y = (2.f * y + x / (y * y)) * (1.f / 3.f);
+  return y;
+}
+
+// sRGB 0..255 -> linear light, tabulated and interpolated linearly (the
+// curve is smooth enough that 8192 intervals keep the error below 1e-7).
+struct SrgbTable {
+  static constexpr int kSize = 8192;
+  std::array<float, kSize + 2> values{};
+  SrgbTable() {
+    for (int i = 0; i <= kSize + 1; ++i) {
+      double c = std::min(1.0, double(i) / kSize);
+      values[i] = static_cast<float>(c <= 0.04045 ? c / 12.92 : std::pow((c + 0.055) / 1.055, 2.4));
+    }
+  }
+  float operator()(float v) const {
+    float p = std::clamp(v, 0.f, 255.f) * (float(kSize) / 255.f);
+    int i = static_cast<int>(p);
+    float t = p - float(i);
+    return values[i] + t * (values[i + 1] - values[i]);
+  }
+};
+
+const SrgbTable& srgb_table() {
+  static const SrgbTable table;
+  return table;
+}
+
+inline float lab_f(float t) { return t > kDelta3 ? fast_cbrt(t) : t * kLinearSlope + kOffset; }
+inline double lab_f_inverse(double t) { return t > kDelta ? t * t * t : (t - kOffset) / kLinearSlope; }
+
+// linear 0..1 -> sRGB 0..255; c^(1/2.4) = c^(5/12) = cbrt(c) * cbrt(c)^(1/4).
+inline float linear_to_srgb_value(float c) {
+  c = std::clamp(c, 0.f, 1.f);
+  if (c <= 0.0031308f) return 255.f * 12.92f * c;
+  const float r = fast_cbrt(c);
+  return 255.f * (1.055f * r * std::sqrt(std::sqrt(r)) - 0.055f);
+}
+
+at::Tensor rgb_to_lab_cpu(const at::Tensor& rgb_in) {
+  at::Tensor rgb = rgb_in.contiguous();
+  at::Tensor lab = at::empty_like(rgb);
+  const float* src = rgb.data_ptr<float>();
+  float* dst = lab.data_ptr<float>();
+  const SrgbTable& table = srgb_table();
+  at::parallel_for(0, rgb.numel() / 3, 8192, [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) {
+      const double r = table(src[3 * p]), g = table(src[3 * p + 1]), b = table(src[3 * p + 2]);
+      float f[3];
+      for (int k = 0; k < 3; ++k) {
+        f[k] = lab_f(static_cast<float>((kRgbToXyz[k][0] * r + kRgbToXyz[k][1] * g + kRgbToXyz[k][2] * b) / kWhite[k]));
+      }
+      dst[3 * p] = 116.f * f[1] - 16.f;
+      dst[3 * p + 1] = 500.f * (f[0] - f[1]);
+      dst[3 * p + 2] = 200.f * (f[1] - f[2]);
+    }
+  });
+  return lab;
+}
+
+at::Tensor lab_to_rgb_cpu(const at::Tensor& lab_in) {
+  at::Tensor lab = lab_in.contiguous();
+  at::Tensor rgb = at::empty_like(lab);
+  const float* src = lab.data_ptr<float>();
+  float* dst = rgb.data_ptr<float>();
+  at::parallel_for(0, lab.numel() / 3, 8192, [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) {
+      // In double: the inverse matrix amplifies float rounding enough to
+      // show in dark channels of bright colours (the sRGB curve is steep there).
+      const double fy = (double(src[3 * p]) + 16.0) / 116.0;
+      const double xyz[3] = {kWhite[0] * lab_f_inverse(fy + src[3 * p + 1] / 500.0), lab_f_inverse(fy),
+                             kWhite[2] * lab_f_inverse(fy - src[3 * p + 2] / 200.0)};
+      for (int k = 0; k < 3; ++k) {
+        dst[3 * p + k] = linear_to_srgb_value(
+            static_cast<float>(kXyzToRgb[k][0] * xyz[0] + kXyzToRgb[k][1] * xyz[1] + kXyzToRgb[k][2] * xyz[2]));
+      }
+    }
+  });
+  return rgb;
+}
+
+at::Tensor matrix_tensor(const float (&m)[3][3], const at::Tensor& like) {
+  at::Tensor t = at::empty({3, 3}, at::kFloat);
+  std::memcpy(t.data_ptr<float>(), &m[0][0], sizeof(m));
+  return t.to(like.device());
+}
+
+// Weighted per-channel mean and standard deviation of [N, C] over weights [N, 1].
+std::pair<at::Tensor, at::Tensor> weighted_stats(const at::Tensor& x, const at::Tensor& w, const at::Tensor& total) {
+  at::Tensor mean = (x * w).sum(0) / total;
+  at::Tensor var = ((x - mean).square() * w).sum(0) / total;
+  return {mean, var.sqrt()};
+}
+
+// Root-mean-square chroma of an sRGB image inside the weights (0 for grey).
+at::Tensor rgb_chroma(const at::Tensor& rgb_flat, const at::Tensor& w, const at::Tensor& total) {
+  at::Tensor r = rgb_flat.select(1, 0), g = rgb_flat.select(1, 1), b = rgb_flat.select(1, 2);
+  at::Tensor c2 = (r - g).square() + (g - b).square() + (b - r).square();
+  return ((c2 * w.squeeze(1)).sum() / total).sqrt();
+}
+
+float relight_sigma(const at::Tensor& region) {
+  const double area = region.sum().item<double>();
+  return static_cast<float>(std::max(4.0, 0.1 * std::sqrt(area)));
+}
+
+// Carries the target's low-frequency luminance onto the source: linear RGB
+// times the ratio of the two blurred luminances (normalised inside region,
+// tending to the region's mean ratio far from it).
+at::Tensor relight(const at::Tensor& source, const at::Tensor& target, const at::Tensor& region) {
+  const int64_t h = source.size(0), w = source.size(1);
+  const float sigma = relight_sigma(region);
+  at::Tensor lin_s = detail::srgb_to_linear(source);
+  at::Tensor lin_t = detail::srgb_to_linear(target);
+  at::Tensor luma = matrix_tensor(kRgbToXyz, source).select(0, 1);
+  at::Tensor ys = at::matmul(lin_s, luma), yt = at::matmul(lin_t, luma);  // [H, W]
+  at::Tensor r = region.clamp(0.f, 1.f);
+  at::Tensor stack = at::stack({ys * r, yt * r, r}).unsqueeze(0);  // [1, 3, H, W]
+  at::Tensor low = detail::gaussian_blur_nchw(stack, sigma).squeeze(0);
+  at::Tensor total = r.sum().clamp_min(1e-6);
+  at::Tensor mean_s = (ys * r).sum() / total, mean_t = (yt * r).sum() / total;
+  const float eps = 0.02f;
+  at::Tensor denom = low[2] + eps;
+  at::Tensor ys_low = (low[0] + eps * mean_s) / denom;
+  at::Tensor yt_low = (low[1] + eps * mean_t) / denom;
+  at::Tensor ratio = (yt_low / ys_low.clamp_min(1e-5)).clamp(0.25, 4.0);
+  return detail::linear_to_srgb(lin_s * ratio.view({h, w, 1}));
+}
+
+}  // namespace
+
+namespace detail {
+
+at::Tensor srgb_to_linear(const at::Tensor& srgb) {
+  at::Tensor c = (srgb / 255.f).clamp(0.f, 1.f);
+  return at::where(c <= 0.04045f, c / 12.92f, ((c + 0.055f) / 1.055f).pow(2.4));
+}
+
+at::Tensor linear_to_srgb(const at::Tensor& linear) {
+  at::Tensor c = linear.clamp(0.f, 1.f);
+  return at::where(c <= 0.0031308f, c * 12.92f, c.pow(1.0 / 2.4) * 1.055f - 0.055f) * 255.f;
+}
+
+at::Tensor rgb_to_lab_aten(const at::Tensor& rgb) {
+  at::Tensor xyz = at::matmul(srgb_to_linear(rgb), matrix_tensor(kRgbToXyz, rgb).t());
+  at::Tensor white = at::tensor({kWhite[0], kWhite[1], kWhite[2]}, at::kFloat).to(rgb.device());
+  at::Tensor t = xyz / white;
+  at::Tensor f = at::where(t > kDelta3, t.clamp_min(0.f).pow(1.0 / 3.0), t * kLinearSlope + kOffset);
+  at::Tensor fx = f.select(2, 0), fy = f.select(2, 1), fz = f.select(2, 2);
+  return at::stack({fy * 116.f - 16.f, (fx - fy) * 500.f, (fy - fz) * 200.f}, 2);
+}
+
+at::Tensor lab_to_rgb_aten(const at::Tensor& lab) {
+  at::Tensor fy = (lab.select(2, 0) + 16.f) / 116.f;
+  at::Tensor f = at::stack({fy + lab.select(2, 1) / 500.f, fy, fy - lab.select(2, 2) / 200.f}, 2);
+  at::Tensor t = at::where(f > kDelta, f.pow(3), (f - kOffset) / kLinearSlope);
+  at::Tensor white = at::tensor({kWhite[0], kWhite[1], kWhite[2]}, at::kFloat).to(lab.device());
+  return linear_to_srgb(at::matmul(t * white, matrix_tensor(kXyzToRgb, lab).t()));
+}
+
+at::Tensor rgb_to_lab(const at::Tensor& rgb) {
+  check_image(rgb, "rgb_to_lab");
+  return rgb.device().is_cpu() ? rgb_to_lab_cpu(rgb) : rgb_to_lab_aten(rgb);
+}
+
+at::Tensor lab_to_rgb(const at::Tensor& lab) {
+  check_image(lab, "lab_to_rgb");
+  return lab.device().is_cpu() ? lab_to_rgb_cpu(lab) : lab_to_rgb_aten(lab);
+}
+
+}  // namespace detail
+
+at::Tensor transfer_colour(const at::Tensor& source, const at::Tensor& target, const at::Tensor& region,
+                           ColourTransfer mode) {
+  check_image(source, "transfer_colour (source)");
+  check_image(target, "transfer_colour (target)");
+  if (!region.defined() || region.dim() != 2 || region.size(0) != source.size(0) || region.size(1) != source.size(1) ||
+      !source.sizes().equals(target.sizes())) {
+    throw std::invalid_argument("transfer_colour: source, target and region sizes differ");
+  }
+  if (mode == ColourTransfer::none) return source;
+  const int64_t n = source.size(0) * source.size(1);
+  at::Tensor w = region.clamp(0.f, 1.f).reshape({n, 1});
+  at::Tensor total = w.sum().clamp_min(1e-6);
+
+  at::Tensor result = source;
+  if (mode == ColourTransfer::relight || mode == ColourTransfer::lab_relight) {
+    result = relight(source, target, region);
+  }
+  if (mode == ColourTransfer::lab || mode == ColourTransfer::lab_relight) {
+    at::Tensor lab_s = detail::rgb_to_lab(result).view({n, 3});
+    at::Tensor lab_t = detail::rgb_to_lab(target).view({n, 3});
+    auto [mean_s, std_s] = weighted_stats(lab_s, w, total);
+    auto [mean_t, std_t] = weighted_stats(lab_t, w, total);
+    at::Tensor scale = (std_t / std_s.clamp_min(1e-3)).clamp_max(5.f);
+    at::Tensor shift = mean_t - mean_s * scale;
+    result = detail::lab_to_rgb(at::addcmul(shift, lab_s, scale).view(source.sizes()));
+  } else {
+    // Relighting alone keeps the source's colours, except on a target
+    // without colour (greyscale photo): then its chroma goes as well.
+    at::Tensor c_t = rgb_chroma(target.reshape({n, 3}), w, total);
+    const float chroma_t = c_t.item<float>();
+    if (chroma_t < 12.f) {
+      const float chroma_s = rgb_chroma(result.reshape({n, 3}), w, total).item<float>();
+      const float k = std::clamp((chroma_t - 6.f) / 6.f, 0.f, 1.f);
+      const float keep = k * k * (3.f - 2.f * k);
+      const float scale = keep + (1.f - keep) * std::min(1.f, chroma_t / std::max(chroma_s, 1e-3f));
+      at::Tensor lab = detail::rgb_to_lab(result);
+      at::Tensor factors = at::tensor({1.f, scale, scale}, at::kFloat).to(lab.device());
+      result = detail::lab_to_rgb(lab * factors);
+    }
+  }
+  return result.clamp(0.f, 255.f).contiguous();
+}
+
+}  // namespace visage::swap

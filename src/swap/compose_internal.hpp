@@ -1,0 +1,49 @@
+// Helpers shared by masks.cpp, colour.cpp and blend.cpp (and their tests).
+// Same conventions as compose.hpp: images [H, W, 3] float 0..255, masks
+// [H, W] float 0..1, contiguous, one device per call.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+namespace visage::swap::detail {
+
+// Gaussian blur of every channel of a [N, C, H, W] float tensor (borders
+// replicated). Small sigmas run a separable convolution; large ones blur a
+// box-downsampled copy and upsample it bilinearly (with the variance those two
+// add subtracted), which keeps the cost flat in sigma.
+at::Tensor gaussian_blur_nchw(const at::Tensor& input, float sigma);
+
+// Depthwise 2-D convolution of [N, C, H, W] with one [kh, kw] kernel for
+// every channel, no padding, stride 1.
+at::Tensor depthwise_conv(const at::Tensor& input, const at::Tensor& kernel);
+
+// sRGB 0..255 [H, W, 3] <-> CIE L*a*b* (D65) [H, W, 3]. On the CPU a fused
+// per-pixel loop; elsewhere ATen elementwise ops. `*_aten` are the ATen
+// versions on any device (the CPU loop is tested against them).
+at::Tensor rgb_to_lab(const at::Tensor& rgb);
+at::Tensor lab_to_rgb(const at::Tensor& lab);
+at::Tensor rgb_to_lab_aten(const at::Tensor& rgb);
+at::Tensor lab_to_rgb_aten(const at::Tensor& lab);
+
+// sRGB 0..255 <-> linear light 0..1 (elementwise, any shape).
+at::Tensor srgb_to_linear(const at::Tensor& srgb);
+at::Tensor linear_to_srgb(const at::Tensor& linear);
+
+// Seamless cloning on the CPU: `d` is foreground - background [H, W, 3],
+// `alpha` [H, W]. Returns u, zero where alpha == 0, whose discrete Laplacian
+// equals the divergence of alpha * grad(d) inside alpha > 0 (relative
+// residual 1e-4), by conjugate gradients preconditioned with a multigrid
+// V-cycle; at most `max_iterations` iterations.
+at::Tensor poisson_offset_cpu(const at::Tensor& d, const at::Tensor& alpha, int max_iterations);
+
+}  // namespace visage::swap::detail
+
+namespace visage::swap {
+
+// blend(..., BlendMode::multiband) with an explicit number of pyramid levels
+// (the coarsest band is 2^levels pixels wide; blend picks
+// round(log2(min(H, W) / 16)) clamped to 3..6).
+at::Tensor blend_multiband(const at::Tensor& foreground, const at::Tensor& background, const at::Tensor& alpha,
+                           int levels);
+
+}  // namespace visage::swap

@@ -1,0 +1,326 @@
+// Masks for compositing: polygon rasterisation with exact area coverage,
+// Gaussian blur, inward feathering and a skin-colour occlusion model.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+#include <vector>
+
+#include "swap/compose.hpp"
+#include "swap/compose_internal.hpp"
+
+namespace visage::swap {
+namespace {
+
+void check_mask(const at::Tensor& mask, const char* what) {
+  if (!mask.defined() || mask.dim() != 2 || mask.scalar_type() != at::kFloat) {
+    throw std::invalid_argument(std::string(what) + ": expected a float [H, W] mask");
+  }
+}
+
+// Exact-area scanline rasteriser (the signed-area accumulation of font-rs):
+// every edge deposits, per pixel row, the area it adds to the cells on its
+// right; a prefix sum along the row then gives each pixel's covered fraction.
+class CoverageAccumulator {
+ public:
+  CoverageAccumulator(int64_t height, int64_t width)
+      : height_(height), width_(width), stride_(width + 2), acc_(static_cast<size_t>(height * (width + 2)), 0.f) {}
+
+  // An edge of a polygon; `sign` makes the polygon's interior positive.
+  void add_edge(Point2 a, Point2 b, float sign) {
+    // Split where the edge crosses x = 0 and x = width, then clamp x: the
+    // parts left of the image become vertical edges at x = 0 (covering the
+    // row from there on, as the real edge would), those right of it land in
+    // the padding cells beyond the last pixel.
+    const float w = static_cast<float>(width_);
+    float ts[4] = {0.f, 1.f, 1.f, 1.f};
+    int n = 1;
+    const float dx = b.x - a.x;
+    if (dx != 0.f) {
+      for (float xc : {0.f, w}) {
+        float t = (xc - a.x) / dx;
+        if (t > 0.f && t < 1.f) ts[n++] = t;
+      }
+    }
+    ts[n++] = 1.f;
+    if (n == 4 && ts[2] < ts[1]) std::swap(ts[1], ts[2]);  // two crossings, in order
+    for (int i = 0; i + 1 < n; ++i) {
+      if (ts[i + 1] <= ts[i]) continue;
+      Point2 p{a.x + dx * ts[i], a.y + (b.y - a.y) * ts[i]};
+      Point2 q{a.x + dx * ts[i + 1], a.y + (b.y - a.y) * ts[i + 1]};
+      p.x = std::clamp(p.x, 0.f, w);
+      q.x = std::clamp(q.x, 0.f, w);
+      draw_line(p, q, sign);
+    }
+  }
+
+  // Prefix sums along rows, clamped to 0..1 (overlapping polygons saturate).
+  void resolve(float* out) const {
+    at::parallel_for(0, height_, 64, [&](int64_t y0, int64_t y1) {
+      for (int64_t y = y0; y < y1; ++y) {
+        const float* row = acc_.data() + y * stride_;
+        float* dst = out + y * width_;
+        float sum = 0.f;
+        for (int64_t x = 0; x < width_; ++x) {
+          sum += row[x];
+          dst[x] = std::clamp(sum, 0.f, 1.f);
+        }
+      }
+    });
+  }
+
+ private:
+  void draw_line(Point2 p0, Point2 p1, float sign) {
+    if (std::abs(p0.y - p1.y) <= 1e-12f) return;
+    float dir = sign;
+    if (p0.y > p1.y) {
+      std::swap(p0, p1);
+      dir = -sign;
+    }
+    if (p1.y <= 0.f || p0.y >= static_cast<float>(height_)) return;
+    const float dxdy = (p1.x - p0.x) / (p1.y - p0.y);
+    float x = p0.x;
+    if (p0.y < 0.f) x -= p0.y * dxdy;
+    const int64_t y_begin = std::max<int64_t>(0, static_cast<int64_t>(std::floor(p0.y)));
+    const int64_t y_end = std::min<int64_t>(height_, static_cast<int64_t>(std::ceil(p1.y)));
+    const float wmax = static_cast<float>(width_);
+    for (int64_t y = y_begin; y < y_end; ++y) {
+      float* row = acc_.data() + y * stride_;
+      const float dy = std::min(static_cast<float>(y + 1), p1.y) - std::max(static_cast<float>(y), p0.y);
+      // Clamped against float drift: the edge was clipped to 0..width.
+      const float xnext = std::clamp(x + dxdy * dy, 0.f, wmax);
+      const float d = dy * dir;
+      const float x0 = std::min(x, xnext), x1 = std::max(x, xnext);
+      const float x0floor = std::floor(x0);
+      const int64_t x0i = static_cast<int64_t>(x0floor);
+      const float x1ceil = std::ceil(x1);
+      const int64_t x1i = static_cast<int64_t>(x1ceil);
+      if (x1i <= x0i + 1) {
+        const float xmf = 0.5f * (x + xnext) - x0floor;
+        row[x0i] += d - d * xmf;
+        row[x0i + 1] += d * xmf;
+      } else {
+        const float s = 1.f / (x1 - x0);
+        const float x0f = x0 - x0floor;
+        const float a0 = 0.5f * s * (1.f - x0f) * (1.f - x0f);
+        const float x1f = x1 - x1ceil + 1.f;
+        const float am = 0.5f * s * x1f * x1f;
+        row[x0i] += d * a0;
+        if (x1i == x0i + 2) {
+          row[x0i + 1] += d * (1.f - a0 - am);
+        } else {
+          const float a1 = s * (1.5f - x0f);
+          row[x0i + 1] += d * (a1 - a0);
+          for (int64_t xi = x0i + 2; xi < x1i - 1; ++xi) row[xi] += d * s;
+          const float a2 = a1 + static_cast<float>(x1i - x0i - 3) * s;
+          row[x1i - 1] += d * (1.f - a2 - am);
+        }
+        row[x1i] += d * am;
+      }
+      x = xnext;
+    }
+  }
+
+  int64_t height_, width_, stride_;
+  std::vector<float> acc_;
+};
+
+std::vector<float> gaussian_kernel(float sigma) {
+  const int radius = std::max(1, static_cast<int>(std::ceil(3.f * sigma)));
+  std::vector<float> k(2 * radius + 1);
+  double sum = 0;
+  for (int i = -radius; i <= radius; ++i) {
+    k[i + radius] = static_cast<float>(std::exp(-0.5 * (i * i) / (double(sigma) * sigma)));
+    sum += k[i + radius];
+  }
+  for (float& v : k) v = static_cast<float>(v / sum);
+  return k;
+}
+
+at::Tensor separable_blur(const at::Tensor& x, float sigma) {
+  const auto k1 = gaussian_kernel(sigma);
+  const int64_t r = static_cast<int64_t>(k1.size() / 2);
+  at::Tensor k = at::tensor(at::ArrayRef<float>(k1), at::kFloat).to(x.device());
+  // Replicate padding, one axis at a time.
+  at::Tensor h = detail::depthwise_conv(at::replication_pad2d(x, {r, r, 0, 0}), k.view({1, -1}));
+  return detail::depthwise_conv(at::replication_pad2d(h, {0, 0, r, r}), k.view({-1, 1}));
+}
+
+// Squared 1-D distance transform (Felzenszwalb & Huttenlocher) over `n`
+// samples `f` with stride; writes into `d`. v/z are scratch of size n / n+1.
+void distance_transform_1d(const float* f, int64_t n, int64_t stride, float* d, int64_t* v, float* z) {
+  const float inf = std::numeric_limits<float>::infinity();
+  int64_t k = -1;
+  for (int64_t q = 0; q < n; ++q) {
+    const float fq = f[q * stride];
+    if (fq == inf) continue;
+    while (k >= 0) {
+      const int64_t p = v[k];
+      const float s = ((fq + float(q * q)) - (f[p * stride] + float(p * p))) / float(2 * (q - p));
+      if (s <= z[k]) {
+        --k;
+      } else {
+        break;
+      }
+    }
+    ++k;
+    v[k] = q;
+    z[k] = k == 0 ? -inf
+                  : ((fq + float(q * q)) - (f[v[k - 1] * stride] + float(v[k - 1] * v[k - 1]))) /
+                        float(2 * (q - v[k - 1]));
+    z[k + 1] = inf;
+  }
+  if (k < 0) {
+    for (int64_t q = 0; q < n; ++q) d[q * stride] = inf;
+    return;
+  }
+  int64_t j = 0;
+  for (int64_t q = 0; q < n; ++q) {
+    while (j < k && z[j + 1] < float(q)) ++j;
+    const float diff = float(q - v[j]);
+    d[q * stride] = diff * diff + f[v[j] * stride];
+  }
+}
+
+// Euclidean distance from each pixel centre to the nearest pixel with mask
+// < 0.5 (infinite when there is none).
+std::vector<float> distance_to_outside(const float* mask, int64_t h, int64_t w) {
+  const float inf = std::numeric_limits<float>::infinity();
+  std::vector<float> f(static_cast<size_t>(h * w)), g(static_cast<size_t>(h * w));
+  for (int64_t i = 0; i < h * w; ++i) f[i] = mask[i] < 0.5f ? 0.f : inf;
+  at::parallel_for(0, w, 32, [&](int64_t x0, int64_t x1) {
+    std::vector<int64_t> v(h);
+    std::vector<float> z(h + 1);
+    for (int64_t x = x0; x < x1; ++x) distance_transform_1d(f.data() + x, h, w, g.data() + x, v.data(), z.data());
+  });
+  at::parallel_for(0, h, 32, [&](int64_t y0, int64_t y1) {
+    std::vector<int64_t> v(w);
+    std::vector<float> z(w + 1);
+    for (int64_t y = y0; y < y1; ++y) {
+      distance_transform_1d(g.data() + y * w, w, 1, f.data() + y * w, v.data(), z.data());
+    }
+  });
+  for (auto& d : f) d = std::sqrt(d);
+  return f;
+}
+
+}  // namespace
+
+namespace detail {
+
+at::Tensor depthwise_conv(const at::Tensor& input, const at::Tensor& kernel) {
+  const int64_t c = input.size(1);
+  at::Tensor weight =
+      kernel.view({1, 1, kernel.size(0), kernel.size(1)}).expand({c, 1, kernel.size(0), kernel.size(1)});
+  const int64_t one[2] = {1, 1}, zero[2] = {0, 0};
+  return at::conv2d(input, weight.contiguous(), at::Tensor(), at::IntArrayRef(one, 2), at::IntArrayRef(zero, 2),
+                    at::IntArrayRef(one, 2), c);
+}
+
+at::Tensor gaussian_blur_nchw(const at::Tensor& input, float sigma) {
+  if (sigma <= 0.f) return input;
+  if (sigma <= 4.f) return separable_blur(input, sigma);
+  // Box-downsample by f, blur with the remaining variance, upsample.
+  const int64_t f = std::max<int64_t>(2, static_cast<int64_t>(sigma / 3.f));
+  const int64_t h = input.size(2), w = input.size(3);
+  const int64_t hp = (h + f - 1) / f * f, wp = (w + f - 1) / f * f;
+  at::Tensor x = (hp != h || wp != w) ? at::replication_pad2d(input, {0, wp - w, 0, hp - h}) : input;
+  at::Tensor low = at::avg_pool2d(x, {f, f}, {f, f});
+  // The box adds a variance of f^2/12, the bilinear interpolation f^2/6.
+  const float rest = std::sqrt(std::max(0.25f, sigma * sigma - float(f * f) / 4.f)) / float(f);
+  low = separable_blur(low, rest);
+  at::Tensor up = at::upsample_bilinear2d(low, {hp, wp}, false);
+  if (hp != h || wp != w) up = up.narrow(2, 0, h).narrow(3, 0, w);
+  return up.contiguous();
+}
+
+}  // namespace detail
+
+at::Tensor fill_polygons(int64_t height, int64_t width, const std::vector<Polygon>& polygons, at::Device device) {
+  if (height <= 0 || width <= 0) throw std::invalid_argument("fill_polygons: empty size");
+  CoverageAccumulator acc(height, width);
+  for (const Polygon& poly : polygons) {
+    if (poly.size() < 3) continue;
+    double area2 = 0;
+    for (size_t i = 0; i < poly.size(); ++i) {
+      const Point2& a = poly[i];
+      const Point2& b = poly[(i + 1) % poly.size()];
+      area2 += double(a.x) * b.y - double(b.x) * a.y;
+    }
+    if (area2 == 0) continue;
+    // Edges that run down the image add coverage on their right for
+    // clockwise-on-screen polygons (negative shoelace sum in y-down space).
+    const float sign = area2 > 0 ? -1.f : 1.f;
+    for (size_t i = 0; i < poly.size(); ++i) acc.add_edge(poly[i], poly[(i + 1) % poly.size()], sign);
+  }
+  at::Tensor out = at::empty({height, width}, at::kFloat);
+  acc.resolve(out.data_ptr<float>());
+  return device.is_cpu() ? out : out.to(device);
+}
+
+at::Tensor blur_mask(const at::Tensor& mask, float sigma) {
+  check_mask(mask, "blur_mask");
+  if (sigma <= 0.f) return mask;
+  return detail::gaussian_blur_nchw(mask.view({1, 1, mask.size(0), mask.size(1)}), sigma)
+      .view({mask.size(0), mask.size(1)});
+}
+
+at::Tensor feather_mask(const at::Tensor& mask, float radius) {
+  check_mask(mask, "feather_mask");
+  if (radius <= 0.f) return mask;
+  at::Tensor cpu = mask.to(at::kCPU).contiguous();
+  const int64_t h = cpu.size(0), w = cpu.size(1);
+  const float* m = cpu.data_ptr<float>();
+  std::vector<float> dist = distance_to_outside(m, h, w);
+  at::Tensor out = at::empty({h, w}, at::kFloat);
+  float* o = out.data_ptr<float>();
+  // The edge lies about half a pixel beyond the last inside pixel centre.
+  const float inv = 1.f / radius;
+  at::parallel_for(0, h * w, 16384, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const float t = std::clamp((dist[i] - 0.5f) * inv, 0.f, 1.f);
+      o[i] = std::min(t * t * (3.f - 2.f * t), m[i]);
+    }
+  });
+  return mask.device().is_cpu() ? out : out.to(mask.device());
+}
+
+at::Tensor skin_visibility_mask(const at::Tensor& image, const at::Tensor& face_region, const at::Tensor& skin_sample) {
+  if (!image.defined() || image.dim() != 3 || image.size(2) != 3 || image.scalar_type() != at::kFloat) {
+    throw std::invalid_argument("skin_visibility_mask: expected a float [H, W, 3] image");
+  }
+  check_mask(face_region, "skin_visibility_mask (face_region)");
+  check_mask(skin_sample, "skin_visibility_mask (skin_sample)");
+  const int64_t h = image.size(0), w = image.size(1);
+  at::Tensor lab = detail::rgb_to_lab(image).view({h * w, 3});
+  at::Tensor sample = skin_sample.reshape({h * w, 1});
+  // A Gaussian in L*a*b* fitted with Tukey-style reweighting, so that the
+  // occluders inside the sample (which is usually the face area itself) do
+  // not widen the model.
+  at::Tensor weight = sample.clone();
+  const at::Tensor regulariser = at::tensor({9.f, 1.f, 1.f}, lab.options().device(at::kCPU)).to(lab.device()).diag();
+  at::Tensor d2;
+  for (int iteration = 0; iteration < 4; ++iteration) {
+    at::Tensor total = weight.sum().clamp_min(1e-6);
+    at::Tensor mean = (lab * weight).sum(0, true) / total;
+    at::Tensor centred = lab - mean;
+    at::Tensor cov = at::mm((centred * weight).t(), centred) / total + regulariser;
+    if (iteration > 0) cov = cov * 1.6f;  // a trimmed fit underestimates the spread
+    at::Tensor inv = at::inverse(cov);
+    d2 = (at::mm(centred, inv) * centred).sum(1, true);
+    const float cut = 16.f;
+    weight = sample * (1.f - d2 / cut).clamp_min(0.f).square();
+  }
+  // Skin up to ~3.5 standard deviations, occluder from ~5.5.
+  at::Tensor t = ((d2 - 12.f) / (30.f - 12.f)).clamp(0.f, 1.f);
+  at::Tensor occluded = (t * t * (3.f - 2.f * t)).view({h, w}) * face_region.clamp(0.f, 1.f);
+  // Grow occluders a little (their fringes blend into the skin) and smooth.
+  at::Tensor grown = blur_mask(occluded, 2.f);
+  occluded = at::maximum(occluded, (grown * 2.f).clamp_max(1.f));
+  return (1.f - blur_mask(occluded, 1.f)).contiguous();
+}
+
+}  // namespace visage::swap
