@@ -42,8 +42,8 @@ missing=()
 for pkg in "${apt_packages[@]}"; do
   [[ -n "${installed[$pkg]:-}" ]] || missing+=("$pkg")
 done
+sudo=()
 if ((${#missing[@]})); then
-  sudo=()
   if [[ $(id -u) -ne 0 ]]; then
     command -v sudo >/dev/null 2>&1 || die "not root and no sudo: install ${missing[*]} by hand"
     sudo=(sudo)
@@ -110,6 +110,29 @@ for line in "${assets[@]}"; do
   echo "$want" >"$stamp"
   log "installed $spec"
 done
+
+# --- 3b. Debian data packages, unpacked without installing ------------------
+# python3-skimage holds scikit-image's sample photos (a frontal portrait, a
+# cat, a greyscale portrait); installing it would pull scipy and matplotlib,
+# so only its .deb is fetched (pinned version) and the data files extracted.
+debian_root="$repo/third_party/debian"
+skimage_version="0.19.3-8"
+skimage_stamp="$debian_root/.skimage-$skimage_version.stamp"
+if [[ ! -f "$skimage_stamp" ]]; then
+  work="$(mktemp -d)"
+  chmod 755 "$work"  # apt's download user must be able to write there
+  if ! (cd "$work" && apt-get download -q "python3-skimage=$skimage_version" >/dev/null 2>&1); then
+    log "apt-get update (python3-skimage=$skimage_version not in the package lists)"
+    if [[ $(id -u) -ne 0 ]]; then sudo apt-get update -q; else apt-get update -q; fi
+    (cd "$work" && apt-get download -q "python3-skimage=$skimage_version") || die "apt-get download python3-skimage=$skimage_version failed"
+  fi
+  dpkg-deb -x "$work"/python3-skimage_*.deb "$work/x"
+  mkdir -p "$debian_root/skimage"
+  cp "$work/x/usr/lib/python3/dist-packages/skimage/data/"{astronaut,chelsea,camera}.png "$debian_root/skimage/"
+  rm -rf "$work"
+  touch "$skimage_stamp"
+  log "unpacked python3-skimage=$skimage_version sample photos into third_party/debian/skimage"
+fi
 
 # --- 4. model files ----------------------------------------------------------
 "$repo/scripts/verify_models.sh" "$npm_root/node_modules"

@@ -13,22 +13,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct CliRun {
-  int exit_code = -1;
-  std::string out;
-};
-
-CliRun run_cli(const std::string& arguments, const fs::path& dir) {
-  std::string command = std::string(VISAGE_CLI_PATH) + " " + arguments + " 2>" + (dir / "stderr.txt").string();
-  CliRun run;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (!pipe) return run;
-  char buffer[4096];
-  size_t n;
-  while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0) run.out.append(buffer, n);
-  int status = pclose(pipe);
-  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return run;
+visage::test::CliRun run_cli(const std::string& arguments, const fs::path& dir) {
+  return visage::test::run_cli(arguments, dir / "stderr.txt");
 }
 
 TEST(CliAnalyse, BatchReportsFailuresAndKeepsGoing) {
@@ -43,9 +29,9 @@ TEST(CliAnalyse, BatchReportsFailuresAndKeepsGoing) {
     std::ofstream(dir / "in/b_truncated.jpg", std::ios::binary) << bytes.substr(0, bytes.size() / 3);
     std::ofstream(dir / "in/c_not_an_image.png") << "this is text, not a PNG";
   }
-  CliRun run = run_cli("analyse " + (dir / "in").string() + " " + (dir / "missing.jpg").string() +
-                           " --json --no-attributes --debug-out " + (dir / "debug").string(),
-                       dir);
+  auto run = run_cli("analyse " + (dir / "in").string() + " " + (dir / "missing.jpg").string() +
+                         " --json --no-attributes --debug-out " + (dir / "debug").string(),
+                     dir);
   EXPECT_EQ(run.exit_code, 1);  // some files failed
   auto results = nlohmann::json::parse(run.out);
   ASSERT_EQ(results.size(), 4u);

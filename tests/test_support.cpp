@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -10,6 +11,8 @@
 #include <sstream>
 #include <stdexcept>
 #include <vector>
+
+#include <sys/wait.h>
 
 namespace visage::test {
 namespace {
@@ -125,6 +128,19 @@ double cosine_similarity(const at::Tensor& a, const at::Tensor& b) {
   const double norms = x.norm().item<double>() * y.norm().item<double>();
   if (norms == 0) return 0;
   return x.dot(y).item<double>() / norms;
+}
+
+CliRun run_cli(const std::string& arguments, const std::filesystem::path& stderr_file) {
+  std::string command = std::string(VISAGE_CLI_PATH) + " " + arguments + " 2>" + stderr_file.string();
+  CliRun run;
+  FILE* pipe = popen(command.c_str(), "r");
+  if (!pipe) return run;
+  char buffer[4096];
+  size_t n;
+  while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0) run.out.append(buffer, n);
+  int status = pclose(pipe);
+  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return run;
 }
 
 }  // namespace visage::test

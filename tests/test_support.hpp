@@ -35,6 +35,15 @@ double max_relative_error(const at::Tensor& ours, const at::Tensor& ref);
 // Cosine similarity of the two tensors flattened (float64).
 double cosine_similarity(const at::Tensor& a, const at::Tensor& b);
 
+// Runs the visage program (VISAGE_CLI_PATH) with `arguments` (a shell
+// command line fragment), stderr to `stderr_file`; returns the exit code
+// (-1 when it did not exit normally) and stdout.
+struct CliRun {
+  int exit_code = -1;
+  std::string out;
+};
+CliRun run_cli(const std::string& arguments, const std::filesystem::path& stderr_file);
+
 }  // namespace visage::test
 
 // Declares `const std::filesystem::path var` holding the npm directory, or ends

@@ -44,62 +44,6 @@ options:
   --threads N                  CPU threads (default: all cores)
 )";
 
-bool is_image_name(const std::filesystem::path& p) {
-  try {
-    image_format_from_path(p);
-    return true;
-  } catch (const Error&) {
-    return false;
-  }
-}
-
-// Files named on the command line, with directories expanded to the images
-// they hold (sorted, not recursive).
-std::vector<std::filesystem::path> expand_inputs(const std::vector<std::string>& names) {
-  std::vector<std::filesystem::path> files;
-  for (const auto& name : names) {
-    std::filesystem::path p(name);
-    std::error_code ec;
-    if (std::filesystem::is_directory(p, ec)) {
-      std::vector<std::filesystem::path> inside;
-      for (const auto& entry : std::filesystem::directory_iterator(p, ec))
-        if (entry.is_regular_file() && is_image_name(entry.path())) inside.push_back(entry.path());
-      std::sort(inside.begin(), inside.end());
-      files.insert(files.end(), inside.begin(), inside.end());
-    } else {
-      files.push_back(p);
-    }
-  }
-  return files;
-}
-
-std::vector<int> parse_int_list(const std::string& text, const std::string& option) {
-  std::vector<int> values;
-  std::stringstream in(text);
-  std::string item;
-  while (std::getline(in, item, ',')) {
-    try {
-      size_t used = 0;
-      values.push_back(std::stoi(item, &used));
-      if (used != item.size()) throw std::invalid_argument(item);
-    } catch (const std::exception&) {
-      throw Error(ErrorKind::bad_input, option + " needs a comma-separated list of whole numbers, got '" + text + "'");
-    }
-  }
-  return values;
-}
-
-float parse_float(const std::string& text, const std::string& option) {
-  try {
-    size_t used = 0;
-    float v = std::stof(text, &used);
-    if (used != text.size() || !std::isfinite(v)) throw std::invalid_argument(text);
-    return v;
-  } catch (const std::exception&) {
-    throw Error(ErrorKind::bad_input, option + " needs a number, got '" + text + "'");
-  }
-}
-
 nlohmann::json points_json(const auto& points) {
   nlohmann::json out = nlohmann::json::array();
   auto round2 = [](float v) { return std::round(v * 100.f) / 100.f; };
@@ -131,19 +75,6 @@ nlohmann::json face_json(const Face& f, bool with_embedding) {
   return j;
 }
 
-// Stable identifiers for the JSON error objects (to_string is for people).
-const char* error_id(ErrorKind kind) {
-  switch (kind) {
-    case ErrorKind::bad_input: return "bad_input";
-    case ErrorKind::unsupported: return "unsupported";
-    case ErrorKind::model: return "model";
-    case ErrorKind::io: return "io";
-    case ErrorKind::resource: return "resource";
-    case ErrorKind::internal: return "internal";
-  }
-  return "internal";
-}
-
 }  // namespace
 
 int analyse_images(Args& args) {
@@ -159,15 +90,7 @@ int analyse_images(Args& args) {
   if (auto v = args.value("--detector-angles")) options.detector_angles = parse_int_list(*v, "--detector-angles");
   options.tile_size = args.int_or("--tile-size", 0);
   if (args.flag("--no-attributes")) options.attributes = false;
-  std::string device = args.value_or("--device", "cpu");
-  if (device == "cuda") {
-    options.runtime.device = Device::cuda;
-    if (!cuda_available()) throw Error(ErrorKind::resource, "--device cuda: no CUDA device (or a CPU-only build)");
-  } else if (device != "cpu") {
-    throw Error(ErrorKind::bad_input, "--device must be cpu or cuda, got '" + device + "'");
-  }
-  if (args.flag("--fp16")) options.runtime.precision = Precision::fp16;
-  if (auto v = args.value("--threads")) set_cpu_threads(parse_int_list(*v, "--threads").at(0));
+  options.runtime = parse_runtime_options(args);
 
   FaceSelector selector;
   if (auto v = args.value("--selector-mode")) selector.mode = parse_face_selector_mode(*v);
@@ -192,13 +115,7 @@ int analyse_images(Args& args) {
 
   FaceAnalyser analyser(options);
   if (reference) {
-    std::string path = *reference;
-    size_t index = 0;
-    if (auto colon = path.rfind(':'); colon != std::string::npos && colon + 1 < path.size() &&
-                                      std::all_of(path.begin() + colon + 1, path.end(), ::isdigit)) {
-      index = std::stoul(path.substr(colon + 1));
-      path = path.substr(0, colon);
-    }
+    auto [path, index] = parse_face_reference(*reference);
     auto faces = analyser.analyse(read_image(path).rgb);
     if (index >= faces.size())
       throw Error(ErrorKind::bad_input,

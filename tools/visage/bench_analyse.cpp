@@ -20,43 +20,6 @@
 
 namespace visage::cli {
 
-namespace {
-
-// Scales and centres an image into a black w x h frame (letterbox).
-at::Tensor fit_into(const at::Tensor& rgb, int64_t w, int64_t h) {
-  double s = std::min(static_cast<double>(w) / rgb.size(1), static_cast<double>(h) / rgb.size(0));
-  int64_t nw = std::max<int64_t>(1, std::llround(rgb.size(1) * s)),
-          nh = std::max<int64_t>(1, std::llround(rgb.size(0) * s));
-  at::Tensor scaled = at::upsample_bilinear2d(rgb.permute({2, 0, 1}).unsqueeze(0).to(at::kFloat), {nh, nw}, false)
-                          .squeeze(0)
-                          .permute({1, 2, 0})
-                          .round()
-                          .clamp(0, 255)
-                          .to(at::kByte);
-  at::Tensor frame = at::zeros({h, w, 3}, at::kByte);
-  frame.slice(0, (h - nh) / 2, (h - nh) / 2 + nh).slice(1, (w - nw) / 2, (w - nw) / 2 + nw).copy_(scaled);
-  return frame;
-}
-
-struct Timing {
-  double p50 = 0, p90 = 0;
-};
-
-Timing time_it(int warmup, int iterations, const std::function<void()>& run) {
-  for (int i = 0; i < warmup; ++i) run();
-  std::vector<double> ms;
-  for (int i = 0; i < iterations; ++i) {
-    auto t0 = std::chrono::steady_clock::now();
-    run();
-    cuda_synchronize();
-    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-  }
-  std::sort(ms.begin(), ms.end());
-  return {ms[ms.size() / 2], ms[std::min(ms.size() - 1, ms.size() * 9 / 10)]};
-}
-
-}  // namespace
-
 int bench_analyse(Args& args) {
   std::string device = args.value_or("--device", "cpu");
   int threads = args.int_or("--threads", 2);

@@ -1,10 +1,18 @@
 // Shared pieces of the visage command-line tool.
 #pragma once
 
+#include <ATen/core/Tensor.h>
+
+#include <filesystem>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
+
+#include "visage/error.hpp"
+#include "visage/runtime.hpp"
 
 namespace visage::cli {
 
@@ -15,6 +23,8 @@ class Args {
 
   bool flag(const std::string& name);
   std::optional<std::string> value(const std::string& name);
+  // Every occurrence of a repeatable option (and of its short alias, e.g. -s).
+  std::vector<std::string> values(const std::string& name, const std::string& alias = "");
   std::string value_or(const std::string& name, const std::string& fallback);
   int int_or(const std::string& name, int fallback);
   const std::vector<std::string>& positionals() const { return positionals_; }
@@ -27,10 +37,37 @@ class Args {
   std::vector<std::string> positionals_;
 };
 
+// Files named on the command line, directories expanded to the images they
+// hold (sorted, not recursive).
+std::vector<std::filesystem::path> expand_inputs(const std::vector<std::string>& names);
+bool is_image_name(const std::filesystem::path& path);
+std::vector<int> parse_int_list(const std::string& text, const std::string& option);
+float parse_float(const std::string& text, const std::string& option);
+// --device cpu|cuda, --fp16, --threads N (sets the CPU thread count).
+RuntimeOptions parse_runtime_options(Args& args);
+// "IMAGE[:N]": the image path and the face index (0 when not given).
+std::pair<std::string, size_t> parse_face_reference(const std::string& text);
+// Stable identifiers for JSON error objects (to_string is for people).
+const char* error_id(ErrorKind kind);
+
+// Scales and centres an image into a black w x h frame (letterbox).
+at::Tensor fit_into(const at::Tensor& rgb, int64_t w, int64_t h);
+struct Timing {
+  double p50 = 0, p90 = 0;
+};
+// Runs `run` warmup times, then times `iterations` runs (CUDA synchronised).
+Timing time_it(int warmup, int iterations, const std::function<void()>& run);
+
 int bench_runtime(Args& args);
 int inspect_model(Args& args);
 int analyse_images(Args& args);
 int bench_landmarks(Args& args);
 int bench_analyse(Args& args);
+int enhance_images(Args& args);
+int bench_enhance(Args& args);
+int bench_mesh_canonical(Args& args);
+int swap_images(Args& args);
+int bench_swap(Args& args);
+int bench_swap_quality(Args& args);
 
 }  // namespace visage::cli

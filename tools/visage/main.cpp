@@ -1,5 +1,6 @@
 // visage: the command-line front end. It uses only the public API.
 #include <algorithm>
+#include <cctype>
 #include <iostream>
 #include <string>
 
@@ -8,11 +9,34 @@
 
 namespace visage::cli {
 
+namespace {
+
+// "--name" or "-s"; not a negative number.
+bool is_option(const std::string& token) {
+  return token.size() > 1 && token[0] == '-' && !std::isdigit(static_cast<unsigned char>(token[1])) && token[1] != '.';
+}
+
+}  // namespace
+
 Args::Args(int argc, char** argv, int first) {
   for (int i = first; i < argc; ++i) tokens_.emplace_back(argv[i]);
   used_.assign(tokens_.size(), false);
   for (size_t i = 0; i < tokens_.size(); ++i)
-    if (tokens_[i].rfind("--", 0) != 0) positionals_.push_back(tokens_[i]);
+    if (!is_option(tokens_[i])) positionals_.push_back(tokens_[i]);
+}
+
+std::vector<std::string> Args::values(const std::string& name, const std::string& alias) {
+  std::vector<std::string> out;
+  for (size_t i = 0; i < tokens_.size(); ++i) {
+    if (tokens_[i] != name && (alias.empty() || tokens_[i] != alias)) continue;
+    if (i + 1 >= tokens_.size()) throw Error(ErrorKind::bad_input, "option " + tokens_[i] + " needs a value");
+    used_[i] = used_[i + 1] = true;
+    out.push_back(tokens_[i + 1]);
+    auto at = std::find(positionals_.begin(), positionals_.end(), tokens_[i + 1]);
+    if (at != positionals_.end()) positionals_.erase(at);
+    ++i;
+  }
+  return out;
 }
 
 bool Args::flag(const std::string& name) {
@@ -53,7 +77,7 @@ int Args::int_or(const std::string& name, int fallback) {
 
 void Args::finish() const {
   for (size_t i = 0; i < tokens_.size(); ++i)
-    if (!used_[i] && tokens_[i].rfind("--", 0) == 0) throw Error(ErrorKind::bad_input, "unknown option " + tokens_[i]);
+    if (!used_[i] && is_option(tokens_[i])) throw Error(ErrorKind::bad_input, "unknown option " + tokens_[i]);
 }
 
 }  // namespace visage::cli
@@ -63,11 +87,17 @@ namespace {
 const char* kUsage = R"(usage: visage <command> [options]
 
 commands:
+  swap -s SRC -t TGT -o OUT  put the source's face onto the target's faces (images)
   analyse IMAGE...         find faces: boxes, landmarks, age, gender, identity (table or JSON)
+  enhance IMAGE... -o OUT  sharper faces (ESRGAN face enhancer) and/or the whole image x2/x4
   inspect MODEL            print a model's inputs, outputs and operators after optimisation
   bench runtime [options]  time the bundled models on CPU and CUDA (table + JSON)
   bench analyse [options]  face analysis latency per stage on a 720p frame (CPU, CUDA)
   bench landmarks XML      68-point accuracy (NME) against dlib-style labels
+  bench enhance [options]  face enhancer ms per face, frame enhancer ms per megapixel (CPU, CUDA)
+  bench swap [options]     one face swap in a 1080p frame, per stage (CPU, CUDA)
+  bench swap-quality --sources A,.. --targets X,..  identity/landmark figures vs the plain paste, contact sheet
+  bench mesh-canonical IMAGE...  the mean symmetric frontal mesh (src/swap/canonical_mesh.cpp)
 
 run `visage <command> --help` for a command's options.
 )";
@@ -93,9 +123,33 @@ int main(int argc, char** argv) {
       visage::cli::Args args(argc, argv, 3);
       return visage::cli::bench_landmarks(args);
     }
+    if (command == "bench" && argc >= 3 && std::string(argv[2]) == "mesh-canonical") {
+      visage::cli::Args args(argc, argv, 3);
+      return visage::cli::bench_mesh_canonical(args);
+    }
+    if (command == "bench" && argc >= 3 && std::string(argv[2]) == "enhance") {
+      visage::cli::Args args(argc, argv, 3);
+      return visage::cli::bench_enhance(args);
+    }
+    if (command == "enhance") {
+      visage::cli::Args args(argc, argv, 2);
+      return visage::cli::enhance_images(args);
+    }
     if (command == "analyse" || command == "analyze") {
       visage::cli::Args args(argc, argv, 2);
       return visage::cli::analyse_images(args);
+    }
+    if (command == "bench" && argc >= 3 && std::string(argv[2]) == "swap") {
+      visage::cli::Args args(argc, argv, 3);
+      return visage::cli::bench_swap(args);
+    }
+    if (command == "bench" && argc >= 3 && std::string(argv[2]) == "swap-quality") {
+      visage::cli::Args args(argc, argv, 3);
+      return visage::cli::bench_swap_quality(args);
+    }
+    if (command == "swap") {
+      visage::cli::Args args(argc, argv, 2);
+      return visage::cli::swap_images(args);
     }
     if (command == "inspect") {
       visage::cli::Args args(argc, argv, 2);

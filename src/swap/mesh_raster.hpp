@@ -1,0 +1,36 @@
+// Rasterising the face mesh: which triangle covers each pixel, and where the
+// same surface point lies in another image of the face.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <array>
+#include <span>
+#include <vector>
+
+#include "visage/face.hpp"
+
+namespace visage::swap {
+
+using Triangles = std::vector<std::array<int, 3>>;
+
+// Depth of the nearest front-facing triangle at every pixel centre of an
+// height x width grid (vertices in that grid's pixel coordinates, z as in
+// Face::mesh); `far_depth` where no triangle covers the pixel. float [H, W], CPU.
+at::Tensor depth_map(std::span<const Point3> mesh, const Triangles& triangles, int height, int width, float far_depth);
+
+// Dense correspondence from `dst` (a mesh in an height x width grid) to the
+// same surface in another image (`src`): for every pixel centre covered by a
+// front-facing triangle of dst (the nearest one by z), the barycentric
+// combination of that triangle's vertices in src, and again with each vertex
+// replaced by its mirror partner (`mirror`), so that a point can be read from
+// the other side of the face. All CPU float tensors.
+struct Correspondence {
+  at::Tensor covered;   // [H, W], 1 where a triangle covers the pixel
+  at::Tensor direct;    // [H, W, 3]: x, y in src pixels and the src depth at that point
+  at::Tensor mirrored;  // [H, W, 3]: the same from the mirrored triangle
+};
+Correspondence mesh_correspondence(std::span<const Point3> dst, std::span<const Point3> src,
+                                   std::span<const int> mirror, const Triangles& triangles, int height, int width);
+
+}  // namespace visage::swap

@@ -1,0 +1,473 @@
+// FaceSwapper: the dense-mesh swapper and the compositing around it.
+//
+// Per target face, in a region of interest (ROI) around it:
+//   1. shape: the source's mean 3D shape is fitted onto the target mesh
+//      (similarity) and the target mesh moves towards it by shape_weight;
+//      lips and eyes move rigidly so the target keeps its expression;
+//   2. outline: the target image around the face is warped with the outline
+//      (a smooth displacement field), so no old jaw line or halo remains
+//      where the source face is narrower or wider;
+//   3. texture: every pixel of the new mesh reads the same surface point of
+//      the source photo, or of the mirrored point where that is hidden (depth
+//      test) or covered (skin model); where both are unusable, the target's own;
+//   4. colour transfer, masks (box, regions, occlusion), blending.
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "face/geometry.hpp"
+#include "face/mesh.hpp"
+#include "face/warp.hpp"
+#include "swap/compose.hpp"
+#include "swap/mesh_raster.hpp"
+#include "swap/mesh_topology.hpp"
+#include "visage/swap.hpp"
+
+namespace visage {
+
+using namespace swap;
+
+struct SourceFace::Data {
+  at::Tensor texture;         // [1, 5, H, W] float on the swapper's device: r, g, b, usable (0..1), depth
+  std::vector<Point3> mesh;   // 468 points in texture pixels
+  std::vector<Point3> shape;  // mean 3D shape of all photos, canonical frame, unit RMS
+  float depth_tolerance = 0;  // texture pixels
+};
+
+struct FaceSwapper::Impl {
+  SwapOptions options;
+  FaceAnalyser analyser;
+  size_t swapped = 0;
+  Impl(SwapOptions o, FaceAnalyser a) : options(std::move(o)), analyser(std::move(a)) {}
+};
+
+namespace {
+
+constexpr int max_texture_side = 512;
+
+at::Device device_of(const SwapOptions& options) {
+  return options.analyser.runtime.device == Device::cuda
+             ? at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(options.analyser.runtime.device_index))
+             : at::Device(at::kCPU);
+}
+
+std::vector<Point2> flat(std::span<const Point3> mesh) {
+  std::vector<Point2> out;
+  out.reserve(mesh.size());
+  for (const auto& p : mesh) out.push_back({p.x, p.y});
+  return out;
+}
+
+at::Tensor as_tensor(std::span<const Point3> mesh) {
+  at::Tensor t = at::empty({static_cast<int64_t>(mesh.size()), 3}, at::kDouble);
+  auto a = t.accessor<double, 2>();
+  for (size_t i = 0; i < mesh.size(); ++i) a[i][0] = mesh[i].x, a[i][1] = mesh[i].y, a[i][2] = mesh[i].z;
+  return t;
+}
+
+std::vector<Point3> as_points(const at::Tensor& t) {
+  at::Tensor c = t.to(at::kDouble).contiguous();
+  auto a = c.accessor<double, 2>();
+  std::vector<Point3> out(c.size(0));
+  for (int64_t i = 0; i < c.size(0); ++i)
+    out[i] = {static_cast<float>(a[i][0]), static_cast<float>(a[i][1]), static_cast<float>(a[i][2])};
+  return out;
+}
+
+// Rotation R (no reflection) minimising |from R - to| for centred point sets.
+at::Tensor kabsch(const at::Tensor& from, const at::Tensor& to) {
+  auto [u, s, vh] = at::linalg_svd(from.t().mm(to), false);
+  at::Tensor d = at::eye(3, at::kDouble);
+  if (at::linalg_det(u.mm(vh)).item<double>() < 0) d[2][2] = -1;
+  return u.mm(d).mm(vh);
+}
+
+// Centred, unit-RMS copy of a mesh's first 468 points.
+at::Tensor normalised_shape(std::span<const Point3> mesh) {
+  at::Tensor m = as_tensor(mesh.first(mesh_vertices));
+  m = m - m.mean(0, true);
+  return m / m.pow(2).sum(1).mean().sqrt();
+}
+
+at::Tensor canonical_tensor() {
+  at::Tensor c = at::empty({mesh_vertices, 3}, at::kDouble);
+  auto a = c.accessor<double, 2>();
+  for (int i = 0; i < mesh_vertices; ++i)
+    for (int k = 0; k < 3; ++k) a[i][k] = canonical_mesh[3 * i + k];
+  return c - c.mean(0, true);
+}
+
+// How frontal a face is: 1 when the canonical shape fits it straight on.
+float frontalness(std::span<const Point3> mesh) {
+  at::Tensor m = normalised_shape(mesh);
+  at::Tensor r = kabsch(canonical_tensor(), m);  // canonical.mm(r) ~ m
+  return static_cast<float>(r[2][2].item<double>());
+}
+
+// The source shape placed onto the target mesh (3D similarity), as the target
+// mesh would be with the source's face shape.
+at::Tensor fit_shape(const at::Tensor& shape, std::span<const Point3> target) {
+  at::Tensor t = as_tensor(target.first(mesh_vertices));
+  at::Tensor mean = t.mean(0, true);
+  at::Tensor tc = t - mean;
+  double scale = tc.pow(2).sum(1).mean().sqrt().item<double>();
+  at::Tensor r = kabsch(shape, tc / scale);
+  return shape.mm(r) * scale + mean;
+}
+
+// Polygons of the face's parts from the 68 points, in ROI pixels.
+struct FaceParts {
+  Polygon hull, left_eye, right_eye, left_brow, right_brow, nose, upper_lip, lower_lip, mouth;
+};
+
+Polygon points_of(const std::vector<Point2>& p68, std::initializer_list<int> ids) {
+  Polygon out;
+  for (int i : ids) out.push_back(p68[i]);
+  return out;
+}
+
+// An eyebrow as a band: the brow line raised a little, and lowered towards the eye.
+Polygon brow_band(const std::vector<Point2>& p68, int first, int eye_first) {
+  Point2 eye{0, 0};
+  for (int i = eye_first; i < eye_first + 6; ++i) eye.x += p68[i].x / 6, eye.y += p68[i].y / 6;
+  Polygon band;
+  for (int i = first; i < first + 5; ++i)
+    band.push_back({p68[i].x - (eye.x - p68[i].x) * 0.12f, p68[i].y - (eye.y - p68[i].y) * 0.12f});
+  for (int i = first + 4; i >= first; --i)
+    band.push_back({p68[i].x + (eye.x - p68[i].x) * 0.35f, p68[i].y + (eye.y - p68[i].y) * 0.35f});
+  return band;
+}
+
+FaceParts face_parts(std::span<const Point3> mesh) {
+  std::vector<Point3> m(mesh.begin(), mesh.begin() + mesh_vertices);
+  std::vector<Point2> p68 = face::mesh_landmarks_68(m);
+  FaceParts parts;
+  parts.hull = face::convex_hull(flat(m));
+  parts.left_eye = points_of(p68, {36, 37, 38, 39, 40, 41});
+  parts.right_eye = points_of(p68, {42, 43, 44, 45, 46, 47});
+  parts.left_brow = brow_band(p68, 17, 36);
+  parts.right_brow = brow_band(p68, 22, 42);
+  parts.nose = face::convex_hull(points_of(p68, {27, 31, 32, 33, 34, 35, 28, 29, 30}));
+  parts.upper_lip = points_of(p68, {48, 49, 50, 51, 52, 53, 54, 64, 63, 62, 61, 60});
+  parts.lower_lip = points_of(p68, {48, 60, 67, 66, 65, 64, 54, 55, 56, 57, 58, 59});
+  parts.mouth = points_of(p68, {60, 61, 62, 63, 64, 65, 66, 67});
+  return parts;
+}
+
+struct Roi {
+  int x0 = 0, y0 = 0, width = 0, height = 0;
+};
+
+Roi roi_around(std::span<const Point3> a, std::span<const Point3> b, int64_t image_w, int64_t image_h, float margin) {
+  std::vector<Point2> pts = flat(a);
+  for (auto p : flat(b)) pts.push_back(p);
+  Box box = face::bounding_box(pts);
+  float grow = margin * std::max(box.width, box.height);
+  int x0 = std::clamp(static_cast<int>(std::floor(box.x - grow)), 0, static_cast<int>(image_w) - 1);
+  int y0 = std::clamp(static_cast<int>(std::floor(box.y - grow)), 0, static_cast<int>(image_h) - 1);
+  int x1 = std::clamp(static_cast<int>(std::ceil(box.x + box.width + grow)), x0 + 1, static_cast<int>(image_w));
+  int y1 = std::clamp(static_cast<int>(std::ceil(box.y + box.height + grow)), y0 + 1, static_cast<int>(image_h));
+  return {x0, y0, x1 - x0, y1 - y0};
+}
+
+std::vector<Point3> shifted(std::span<const Point3> mesh, float dx, float dy) {
+  std::vector<Point3> out(mesh.begin(), mesh.end());
+  for (auto& p : out) p.x += dx, p.y += dy;
+  return out;
+}
+
+// Pixel grid of a w x h region as normalised grid_sampler coordinates of an
+// image of size src_w x src_h, from per-pixel source positions [H, W, >=2].
+at::Tensor sampling_grid(const at::Tensor& positions, int src_w, int src_h) {
+  at::Tensor xy = positions.narrow(2, 0, 2);
+  at::Tensor scale = at::tensor(std::vector<float>{2.f / src_w, 2.f / src_h}).to(xy.device());
+  return (xy * scale - 1.f).unsqueeze(0).contiguous();
+}
+
+// The target's pixels around the face, moved so that the face's outline goes
+// from `from` to `to`: a displacement field interpolated from the outline
+// vertices (Gaussian weights) that fades to zero away from them.
+at::Tensor warp_outline(const at::Tensor& roi_nchw, std::span<const Point3> from, std::span<const Point3> to,
+                        float face_size) {
+  const auto& topo = mesh_topology();
+  const int64_t h = roi_nchw.size(2), w = roi_nchw.size(3);
+  std::vector<float> control, shift;
+  float largest = 0;
+  for (int v : topo.outline) {
+    control.push_back(to[v].x), control.push_back(to[v].y);
+    float dx = to[v].x - from[v].x, dy = to[v].y - from[v].y;
+    shift.push_back(dx), shift.push_back(dy);
+    largest = std::max(largest, std::hypot(dx, dy));
+  }
+  if (largest < 0.25f) return roi_nchw;
+  const int64_t n = static_cast<int64_t>(topo.outline.size());
+  at::Device dev = roi_nchw.device();
+  at::Tensor c = at::from_blob(control.data(), {n, 2}, at::kFloat).to(dev);
+  at::Tensor d = at::from_blob(shift.data(), {n, 2}, at::kFloat).to(dev);
+  at::Tensor ys = at::arange(h, at::TensorOptions().dtype(at::kFloat).device(dev)).add_(0.5f);
+  at::Tensor xs = at::arange(w, at::TensorOptions().dtype(at::kFloat).device(dev)).add_(0.5f);
+  auto mesh_grid = at::meshgrid({ys, xs}, "ij");
+  at::Tensor p = at::stack({mesh_grid[1], mesh_grid[0]}, 2).view({h * w, 2});
+  const float sigma = 0.08f * face_size;
+  at::Tensor g = at::cdist(p, c).pow_(2).mul_(-0.5f / (sigma * sigma)).exp_();  // [h*w, n]
+  // The constant in the denominator makes the field fade out beyond ~2 sigma.
+  at::Tensor field = g.mm(d) / (g.sum(1, true) + std::exp(-2.f));
+  at::Tensor src = (p - field).view({h, w, 2});
+  return at::grid_sampler(roi_nchw, sampling_grid(src, static_cast<int>(w), static_cast<int>(h)), 0, 1, false);
+}
+
+}  // namespace
+
+FaceSwapper::FaceSwapper(const SwapOptions& options) {
+  SwapOptions o = options;
+  if (o.shape_weight < 0.f || o.shape_weight > 1.f)
+    throw Error(ErrorKind::bad_input, "face swapper shape weight must be within 0..1");
+  if (o.analyser.landmarker == FaceLandmarkerModel::none)
+    throw Error(ErrorKind::bad_input, "the mesh swapper needs a face landmarker (mesh or mesh_attention)");
+  o.analyser.embeddings = true;
+  impl_ = std::make_unique<Impl>(o, FaceAnalyser(o.analyser));
+}
+FaceSwapper::FaceSwapper(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+FaceSwapper::~FaceSwapper() = default;
+FaceSwapper::FaceSwapper(FaceSwapper&&) noexcept = default;
+FaceSwapper& FaceSwapper::operator=(FaceSwapper&&) noexcept = default;
+FaceSwapper FaceSwapper::clone() const {
+  return FaceSwapper(std::make_unique<Impl>(impl_->options, impl_->analyser.clone()));
+}
+const SwapOptions& FaceSwapper::options() const { return impl_->options; }
+FaceAnalyser& FaceSwapper::analyser() { return impl_->analyser; }
+size_t FaceSwapper::faces_swapped() const { return impl_->swapped; }
+
+SourceFace FaceSwapper::prepare_source(const std::vector<at::Tensor>& images) const {
+  if (images.empty()) throw Error(ErrorKind::bad_input, "no source image given");
+  // A const analyser call would need its own sessions: a clone shares the models.
+  FaceAnalyser analyser = impl_->analyser.clone();
+  const auto& topo = mesh_topology();
+  at::Device device = device_of(impl_->options);
+  SourceFace source;
+  auto data = std::make_shared<SourceFace::Data>();
+  at::Tensor shape_sum = at::zeros({mesh_vertices, 3}, at::kDouble);
+  at::Tensor canonical = canonical_tensor();
+  std::vector<float> embedding_sum;
+  float best_front = -2.f;
+  for (size_t i = 0; i < images.size(); ++i) {
+    std::vector<Face> faces = analyser.analyse(images[i]);
+    auto largest = std::max_element(faces.begin(), faces.end(),
+                                    [](const Face& a, const Face& b) { return a.box.area() < b.box.area(); });
+    if (largest == faces.end() || largest->mesh.size() < mesh_vertices)
+      throw Error(ErrorKind::bad_input, "source image " + std::to_string(i) + ": no face found");
+    const Face& face = *largest;
+    if (embedding_sum.empty()) embedding_sum.assign(face.embedding.size(), 0.f);
+    for (size_t k = 0; k < face.embedding.size() && k < embedding_sum.size(); ++k)
+      embedding_sum[k] += face.embedding[k];
+    at::Tensor shape = normalised_shape(face.mesh);
+    shape_sum += shape.mm(kabsch(shape, canonical));
+
+    float front = frontalness(face.mesh);
+    if (front <= best_front) continue;
+    best_front = front;
+    // The texture: the face's region at up to max_texture_side pixels.
+    Roi roi = roi_around(face.mesh, face.mesh, images[i].size(1), images[i].size(0), 0.15f);
+    float scale = std::min(1.f, static_cast<float>(max_texture_side) / std::max(roi.width, roi.height));
+    int tw = std::max(1, static_cast<int>(std::lround(roi.width * scale)));
+    int th = std::max(1, static_cast<int>(std::lround(roi.height * scale)));
+    Affine texture_to_image = {1.0 / scale, 0,           static_cast<double>(roi.x0),
+                               0,           1.0 / scale, static_cast<double>(roi.y0)};
+    at::Tensor rgb = face::warp_to_input(images[i].to(device), texture_to_image, th, tw, 1.f, 0.f);  // [1, th, tw, 3]
+    std::vector<Point3> mesh;
+    for (int v = 0; v < mesh_vertices; ++v)
+      mesh.push_back({(face.mesh[v].x - roi.x0) * scale, (face.mesh[v].y - roi.y0) * scale, face.mesh[v].z * scale});
+    at::Tensor depth = depth_map(mesh, topo.triangles, th, tw, 1e6f).to(device);
+    // Usable skin: inside the face, not an occluder (hair, hand, microphone);
+    // eyes, brows and lips are not skin-coloured but are the face's own.
+    FaceParts parts = face_parts(mesh);
+    at::Tensor image = rgb.squeeze(0).contiguous();
+    at::Tensor hull = fill_polygons(th, tw, {parts.hull}, device);
+    at::Tensor features = fill_polygons(
+        th, tw, {parts.left_eye, parts.right_eye, parts.left_brow, parts.right_brow, parts.upper_lip, parts.lower_lip},
+        device);
+    at::Tensor skin_sample = at::clamp_min(hull - blur_mask(features, 0.04f * tw) * 4.f, 0.f);
+    at::Tensor usable = at::maximum(skin_visibility_mask(image, hull, skin_sample), features);
+    data->texture =
+        at::cat({image.permute({2, 0, 1}), usable.unsqueeze(0), depth.unsqueeze(0)}, 0).unsqueeze(0).contiguous();
+    data->mesh = std::move(mesh);
+    data->depth_tolerance = 0.04f * std::max(tw, th);
+  }
+  at::Tensor mean_shape = shape_sum / static_cast<double>(images.size());
+  data->shape = as_points(mean_shape / mean_shape.pow(2).sum(1).mean().sqrt());
+  float norm = 0;
+  for (float v : embedding_sum) norm += v * v;
+  norm = std::sqrt(std::max(norm, 1e-12f));
+  for (float& v : embedding_sum) v /= norm;
+  source.embedding = std::move(embedding_sum);
+  source.data = std::move(data);
+  return source;
+}
+
+at::Tensor FaceSwapper::swap(const at::Tensor& target, const SourceFace& source, const FaceSelector& selector) {
+  FaceAnalyser& analyser = impl_->analyser;
+  std::vector<Face> faces = analyser.detect(target);
+  analyser.landmark(target, faces);
+  bool needs_description =
+      selector.mode == FaceSelectorMode::reference || selector.gender || selector.age_min || selector.age_max;
+  if (needs_description) analyser.describe(target, faces);
+  std::vector<SwapAssignment> assignments;
+  for (Face& f : select_faces(std::move(faces), selector)) assignments.push_back({std::move(f), &source});
+  return swap(target, assignments);
+}
+
+at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<SwapAssignment>& assignments) {
+  face::check_rgb(target_in);
+  const SwapOptions& options = impl_->options;
+  const auto& topo = mesh_topology();
+  at::Device device = device_of(options);
+  at::Tensor out = target_in.to(device).contiguous().clone();
+  impl_->swapped = 0;
+  for (const SwapAssignment& job : assignments) {
+    if (!job.source || !job.source->data) throw Error(ErrorKind::bad_input, "swap assignment without a source face");
+    if (job.target.mesh.size() < mesh_vertices) continue;  // a detection without landmarks cannot be swapped
+    const SourceFace::Data& src = *job.source->data;
+    std::span<const Point3> old_mesh(job.target.mesh.data(), mesh_vertices);
+
+    // 1. Shape: the target mesh moved towards the source's shape; expression parts rigidly.
+    at::Tensor fitted = fit_shape(as_tensor(src.shape), old_mesh);
+    at::Tensor delta = (fitted - as_tensor(old_mesh)) * static_cast<double>(options.shape_weight);
+    for (const auto* region : {&topo.mouth, &topo.left_eye, &topo.right_eye}) {
+      if (region->empty()) continue;
+      at::Tensor ids = at::tensor(std::vector<int64_t>(region->begin(), region->end()));
+      delta.index_copy_(0, ids, delta.index_select(0, ids).mean(0, true).expand({ids.size(0), 3}).contiguous());
+    }
+    std::vector<Point3> new_mesh = as_points(as_tensor(old_mesh) + delta);
+
+    Roi roi = roi_around(old_mesh, new_mesh, out.size(1), out.size(0), 0.3f);
+    Box face_box = face::bounding_box(flat(new_mesh));
+    float face_size = std::max(face_box.width, face_box.height);
+    std::vector<Point3> old_local = shifted(old_mesh, -roi.x0, -roi.y0);
+    std::vector<Point3> new_local = shifted(new_mesh, -roi.x0, -roi.y0);
+    at::Tensor background =
+        out.narrow(0, roi.y0, roi.height).narrow(1, roi.x0, roi.width).permute({2, 0, 1}).unsqueeze(0).to(at::kFloat);
+
+    // 2. Outline: the surroundings follow the face's new outline.
+    if (options.shape_weight > 0) background = warp_outline(background, old_local, new_local, face_size);
+    at::Tensor bg_hwc = background.squeeze(0).permute({1, 2, 0}).contiguous();
+
+    // 3. Texture from the source, direct or mirrored, whichever is usable.
+    Correspondence corr = mesh_correspondence(new_local, src.mesh, topo.mirror, topo.triangles, roi.height, roi.width);
+    const int tex_w = static_cast<int>(src.texture.size(3)), tex_h = static_cast<int>(src.texture.size(2));
+    auto sample = [&](const at::Tensor& positions) {
+      at::Tensor p = positions.to(device);
+      at::Tensor s = at::grid_sampler(src.texture, sampling_grid(p, tex_w, tex_h), 0, 1, false);
+      s = s.squeeze(0).permute({1, 2, 0});  // [H, W, 5]
+      // usable x (the point is the nearest surface there: not hidden behind the nose or turned away)
+      at::Tensor hidden = (p.select(2, 2) - s.select(2, 4)) / src.depth_tolerance;
+      at::Tensor ok = s.select(2, 3) * (1.f - hidden).clamp(0.f, 1.f);
+      return std::make_pair(s.narrow(2, 0, 3), ok);
+    };
+    auto [direct_rgb, direct_ok] = sample(corr.direct);
+    auto [mirror_rgb, mirror_ok] = sample(corr.mirrored);
+    at::Tensor w_direct = direct_ok;
+    at::Tensor w_mirror = mirror_ok * (1.f - direct_ok);
+    at::Tensor w_sum = w_direct + w_mirror;
+    at::Tensor covered = corr.covered.to(device);
+    at::Tensor texture =
+        (direct_rgb * w_direct.unsqueeze(2) + mirror_rgb * w_mirror.unsqueeze(2)) / w_sum.clamp_min(1e-3f).unsqueeze(2);
+    at::Tensor own = (w_sum.clamp(0.f, 1.f) * covered).unsqueeze(2);
+    at::Tensor layer = texture * own + bg_hwc * (1.f - own);
+
+    // 4. Masks, colour, blend.
+    FaceParts parts = face_parts(new_local);
+    std::vector<Polygon> excluded;
+    std::vector<Polygon> selected;
+    auto wants = [&](FaceMaskRegion r) {
+      return std::find(options.mask.regions.begin(), options.mask.regions.end(), r) != options.mask.regions.end();
+    };
+    const std::pair<FaceMaskRegion, const Polygon*> features[] = {{FaceMaskRegion::left_eyebrow, &parts.left_brow},
+                                                                  {FaceMaskRegion::right_eyebrow, &parts.right_brow},
+                                                                  {FaceMaskRegion::left_eye, &parts.left_eye},
+                                                                  {FaceMaskRegion::right_eye, &parts.right_eye},
+                                                                  {FaceMaskRegion::nose, &parts.nose},
+                                                                  {FaceMaskRegion::upper_lip, &parts.upper_lip},
+                                                                  {FaceMaskRegion::lower_lip, &parts.lower_lip},
+                                                                  {FaceMaskRegion::mouth, &parts.mouth}};
+    for (const auto& [region, polygon] : features) (wants(region) ? selected : excluded).push_back(*polygon);
+    if (options.keep_mouth_interior && wants(FaceMaskRegion::mouth)) excluded.push_back(parts.mouth);
+    const int h = roi.height, w = roi.width;
+    at::Tensor hull = fill_polygons(h, w, {parts.hull}, device);
+    at::Tensor mask = at::ones({h, w}, at::TensorOptions().dtype(at::kFloat).device(device));
+    if (options.mask.region) {
+      at::Tensor region = wants(FaceMaskRegion::skin) ? hull : fill_polygons(h, w, selected, device);
+      if (!excluded.empty() && wants(FaceMaskRegion::skin))
+        region = at::clamp_min(region - fill_polygons(h, w, excluded, device), 0.f);
+      mask = at::minimum(mask, region);
+    }
+    if (options.mask.box) {
+      const auto& pad = options.mask.padding;  // percent: top, right, bottom, left
+      float bx0 = face_box.x - roi.x0 - pad[3] / 100.f * face_box.width;
+      float bx1 = face_box.x - roi.x0 + face_box.width * (1 + pad[1] / 100.f);
+      float by0 = face_box.y - roi.y0 - pad[0] / 100.f * face_box.height;
+      float by1 = face_box.y - roi.y0 + face_box.height * (1 + pad[2] / 100.f);
+      Polygon box{{bx0, by0}, {bx1, by0}, {bx1, by1}, {bx0, by1}};
+      mask = at::minimum(mask, fill_polygons(h, w, {box}, device));
+    }
+    mask = at::minimum(mask, covered);
+    at::Tensor feathered = feather_mask(mask, std::max(1.f, options.mask.blur * 0.25f * face_size));
+    if (options.mask.occlusion) {
+      at::Tensor features_mask = fill_polygons(h, w,
+                                               {parts.left_eye, parts.right_eye, parts.left_brow, parts.right_brow,
+                                                parts.upper_lip, parts.lower_lip, parts.mouth},
+                                               device);
+      at::Tensor skin_sample = at::clamp_min(hull - blur_mask(features_mask, 0.04f * face_size) * 4.f, 0.f);
+      at::Tensor visible = at::maximum(skin_visibility_mask(bg_hwc, hull, skin_sample), features_mask);
+      feathered = feathered * visible;
+    }
+    if (options.colour != ColourTransfer::none) {
+      at::Tensor skin = at::clamp_min(
+          hull * own.squeeze(2) - fill_polygons(h, w,
+                                                {parts.left_eye, parts.right_eye, parts.left_brow, parts.right_brow,
+                                                 parts.upper_lip, parts.lower_lip, parts.mouth},
+                                                device),
+          0.f);
+      layer = transfer_colour(layer, bg_hwc, skin, options.colour);
+    }
+    at::Tensor blended = blend(layer, bg_hwc, feathered, options.blend);
+    out.narrow(0, roi.y0, h).narrow(1, roi.x0, w).copy_(blended.round().clamp(0, 255).to(at::kByte));
+    ++impl_->swapped;
+  }
+  return target_in.is_cpu() ? out.to(at::kCPU) : out;
+}
+
+FaceMaskRegion parse_face_mask_region(const std::string& text) {
+  static const std::pair<const char*, FaceMaskRegion> names[] = {{"skin", FaceMaskRegion::skin},
+                                                                 {"left-eyebrow", FaceMaskRegion::left_eyebrow},
+                                                                 {"right-eyebrow", FaceMaskRegion::right_eyebrow},
+                                                                 {"left-eye", FaceMaskRegion::left_eye},
+                                                                 {"right-eye", FaceMaskRegion::right_eye},
+                                                                 {"nose", FaceMaskRegion::nose},
+                                                                 {"mouth", FaceMaskRegion::mouth},
+                                                                 {"upper-lip", FaceMaskRegion::upper_lip},
+                                                                 {"lower-lip", FaceMaskRegion::lower_lip}};
+  for (const auto& [name, value] : names)
+    if (text == name) return value;
+  throw Error(ErrorKind::bad_input, "unknown face mask region '" + text +
+                                        "' (skin, left-eyebrow, right-eyebrow, left-eye, right-eye, nose, mouth, "
+                                        "upper-lip, lower-lip)");
+}
+
+ColourTransfer parse_colour_transfer(const std::string& text) {
+  if (text == "none") return ColourTransfer::none;
+  if (text == "lab") return ColourTransfer::lab;
+  if (text == "relight") return ColourTransfer::relight;
+  if (text == "lab-relight") return ColourTransfer::lab_relight;
+  throw Error(ErrorKind::bad_input, "unknown colour transfer '" + text + "' (none, lab, relight, lab-relight)");
+}
+
+BlendMode parse_blend_mode(const std::string& text) {
+  if (text == "feather") return BlendMode::feather;
+  if (text == "poisson") return BlendMode::poisson;
+  if (text == "multiband") return BlendMode::multiband;
+  throw Error(ErrorKind::bad_input, "unknown blend mode '" + text + "' (feather, poisson, multiband)");
+}
+
+}  // namespace visage

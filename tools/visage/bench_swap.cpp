@@ -1,0 +1,217 @@
+// `visage bench swap`: latency of one face swap in a 1080p photo, per stage.
+// `visage bench swap-quality`: identity and landmark figures of swaps over
+// source/target pairs, against the plain mesh paste, with a contact sheet.
+#include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+
+#include "cli.hpp"
+#include "visage/face.hpp"
+#include "visage/image.hpp"
+#include "visage/swap.hpp"
+
+namespace visage::cli {
+
+namespace {
+
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t comma = text.find(',', start);
+    if (comma == std::string::npos) comma = text.size();
+    if (comma > start) out.push_back(text.substr(start, comma - start));
+    start = comma + 1;
+  }
+  return out;
+}
+
+// The face whose box centre is nearest `box`'s (within a box width).
+const Face* nearest_face(const std::vector<Face>& faces, const Box& box) {
+  const Face* best = nullptr;
+  float best_d = box.width;
+  for (const auto& f : faces) {
+    float d = std::hypot(f.box.centre().x - box.centre().x, f.box.centre().y - box.centre().y);
+    if (d < best_d) best_d = d, best = &f;
+  }
+  return best;
+}
+
+const Face* largest_face(const std::vector<Face>& faces) {
+  const Face* best = nullptr;
+  for (const auto& f : faces)
+    if (!best || f.box.area() > best->box.area()) best = &f;
+  return best;
+}
+
+// A square tile around a face box (1.8x its size), `size` pixels.
+at::Tensor face_tile(const at::Tensor& rgb, const Box& box, int size) {
+  float side = std::max(box.width, box.height) * 1.8f;
+  double s = side / size;
+  Point2 c = box.centre();
+  Affine crop_to_image = {s, 0, c.x - side / 2, 0, s, c.y - side / 2};
+  // warp_face takes image -> crop.
+  Affine image_to_crop = {1 / s, 0, -crop_to_image[2] / s, 0, 1 / s, -crop_to_image[5] / s};
+  return warp_face(rgb, image_to_crop, size);
+}
+
+// 68-point NME: mean distance / outer eye-corner distance of the reference.
+float nme(const std::vector<Point2>& a, const std::vector<Point2>& ref) {
+  float norm = std::hypot(ref[36].x - ref[45].x, ref[36].y - ref[45].y), sum = 0;
+  for (size_t i = 0; i < 68; ++i) sum += std::hypot(a[i].x - ref[i].x, a[i].y - ref[i].y);
+  return sum / 68.f / norm;
+}
+
+}  // namespace
+
+int bench_swap_quality(Args& args) {
+  std::vector<std::string> sources = split_list(args.value_or("--sources", ""));
+  std::vector<std::string> targets = split_list(args.value_or("--targets", ""));
+  auto sheet_path = args.value("--sheet");
+  auto json_path = args.value("--json");
+  int tile = args.int_or("--tile", 160);
+  SwapOptions tuned;
+  if (auto v = args.value("--face-swapper-weight")) tuned.shape_weight = parse_float(*v, "--face-swapper-weight");
+  if (auto v = args.value("--blend")) tuned.blend = parse_blend_mode(*v);
+  if (auto v = args.value("--colour")) tuned.colour = parse_colour_transfer(*v);
+  tuned.analyser.runtime = parse_runtime_options(args);
+  args.finish();
+  if (sources.empty() || targets.empty())
+    throw Error(ErrorKind::bad_input, "bench swap-quality needs --sources A,B,... and --targets X,Y,...");
+  tuned.analyser.attributes = false;
+  SwapOptions plain = tuned;
+  plain.shape_weight = 0;
+  plain.colour = ColourTransfer::lab;
+  plain.blend = BlendMode::feather;
+  FaceSwapper tuned_swapper(tuned), plain_swapper(plain);
+  FaceAnalyser& judge = tuned_swapper.analyser();
+
+  nlohmann::json rows = nlohmann::json::array();
+  std::vector<at::Tensor> sheet_rows;
+  double sum_plain = 0, sum_tuned = 0;
+  int pairs = 0, tuned_closer = 0, plain_closer = 0;
+  float worst_nme = 0;
+  std::cout << std::left << std::setw(28) << "source" << std::setw(28) << "target"
+            << " d(src,tgt)  plain:d_src d_tgt  tuned:d_src d_tgt   nme\n";
+  for (const auto& s : sources) {
+    Image src_img = read_image(s);
+    auto src_faces = judge.analyse(src_img.rgb);
+    const Face* src_face = largest_face(src_faces);
+    if (!src_face) throw Error(ErrorKind::bad_input, s + ": no face");
+    SourceFace source = tuned_swapper.prepare_source({src_img.rgb});
+    for (const auto& t : targets) {
+      if (t == s) continue;
+      Image tgt_img = read_image(t);
+      auto tgt_faces = judge.analyse(tgt_img.rgb);
+      const Face* tgt_face = largest_face(tgt_faces);
+      if (!tgt_face) throw Error(ErrorKind::bad_input, t + ": no face");
+      FaceSelector one;
+      one.mode = FaceSelectorMode::one;
+      one.order = FaceOrder::large_small;
+      at::Tensor out_plain = plain_swapper.swap(tgt_img.rgb, source, one);
+      at::Tensor out_tuned = tuned_swapper.swap(tgt_img.rgb, source, one);
+      auto judge_output = [&](const at::Tensor& out, float& d_src, float& d_tgt, float& n) {
+        auto faces = judge.analyse(out);
+        const Face* f = nearest_face(faces, tgt_face->box);
+        if (!f) throw Error(ErrorKind::internal, t + ": the swapped face is not found again");
+        d_src = face_distance(f->embedding, src_face->embedding);
+        d_tgt = face_distance(f->embedding, tgt_face->embedding);
+        n = nme(f->landmarks_68, tgt_face->landmarks_68);
+      };
+      float ps, pt, pn, ts, tt, tn;
+      judge_output(out_plain, ps, pt, pn);
+      judge_output(out_tuned, ts, tt, tn);
+      float base = face_distance(src_face->embedding, tgt_face->embedding);
+      sum_plain += ps, sum_tuned += ts, ++pairs;
+      tuned_closer += ts < tt, plain_closer += ps < pt;
+      worst_nme = std::max(worst_nme, tn);
+      std::filesystem::path sp(s), tp(t);
+      std::cout << std::left << std::setw(28) << sp.filename().string() << std::setw(28) << tp.filename().string()
+                << std::right << std::fixed << std::setprecision(3) << std::setw(10) << base << std::setw(12) << ps
+                << std::setw(7) << pt << std::setw(12) << ts << std::setw(7) << tt << std::setw(7) << tn << "\n";
+      rows.push_back({{"source", s},
+                      {"target", t},
+                      {"source_target_distance", base},
+                      {"plain", {{"to_source", ps}, {"to_target", pt}, {"nme", pn}}},
+                      {"tuned", {{"to_source", ts}, {"to_target", tt}, {"nme", tn}}}});
+      if (sheet_path)
+        sheet_rows.push_back(
+            at::cat({face_tile(src_img.rgb, src_face->box, tile), face_tile(tgt_img.rgb, tgt_face->box, tile),
+                     face_tile(out_plain, tgt_face->box, tile), face_tile(out_tuned, tgt_face->box, tile)},
+                    1));
+    }
+  }
+  if (pairs == 0) throw Error(ErrorKind::bad_input, "no source/target pairs");
+  double mean_plain = sum_plain / pairs, mean_tuned = sum_tuned / pairs;
+  std::cout << "pairs " << pairs << ": mean distance to source, plain " << std::setprecision(3) << mean_plain
+            << ", tuned " << mean_tuned << " (" << std::setprecision(1)
+            << 100.0 * (mean_plain - mean_tuned) / mean_plain << "% lower); closer to source than target: plain "
+            << plain_closer << ", tuned " << tuned_closer << "; worst tuned NME " << std::setprecision(4) << worst_nme
+            << "\n";
+  if (sheet_path) {
+    write_image(*sheet_path, at::cat(sheet_rows, 0));
+    std::cout << "contact sheet (source | target | plain paste | tuned): " << *sheet_path << "\n";
+  }
+  if (json_path) {
+    nlohmann::json j = {{"pairs", rows},
+                        {"mean_to_source", {{"plain", mean_plain}, {"tuned", mean_tuned}}},
+                        {"closer_to_source", {{"plain", plain_closer}, {"tuned", tuned_closer}}},
+                        {"worst_tuned_nme", worst_nme}};
+    std::string text = j.dump(2);
+    write_file_atomically(*json_path, std::span(reinterpret_cast<const uint8_t*>(text.data()), text.size()));
+  }
+  return 0;
+}
+
+int bench_swap(Args& args) {
+  std::string target_path = args.value_or("--target", "/usr/share/matplotlib/mpl-data/sample_data/grace_hopper.jpg");
+  auto source_path = args.value("--source");
+  int iterations = args.int_or("--iterations", 20);
+  auto json_path = args.value("--json");
+  SwapOptions options;
+  options.analyser.attributes = false;
+  options.analyser.runtime = parse_runtime_options(args);
+  if (auto v = args.value("--blend")) options.blend = parse_blend_mode(*v);
+  args.finish();
+  Image target_img = read_image(target_path);
+  at::Tensor frame = fit_into(target_img.rgb, 1920, 1080);
+  at::Tensor source_rgb =
+      source_path ? read_image(*source_path).rgb : target_img.rgb.flip(1).contiguous();  // mirrored self by default
+  FaceSwapper swapper(options);
+  SourceFace source = swapper.prepare_source({source_rgb});
+  FaceAnalyser& analyser = swapper.analyser();
+  std::vector<Face> faces;
+  Timing analyse = time_it(2, iterations, [&] {
+    faces = analyser.detect(frame);
+    analyser.landmark(frame, faces);
+  });
+  if (faces.empty()) throw Error(ErrorKind::bad_input, target_path + ": no face in the 1080p frame");
+  std::vector<SwapAssignment> jobs = {{faces[0], &source}};
+  Timing compose = time_it(2, iterations, [&] { swapper.swap(frame, jobs); });
+  at::Tensor out = swapper.swap(frame, jobs);
+  Timing encode = time_it(1, 5, [&] { encode_image(out, ImageFormat::jpeg); });
+  std::vector<uint8_t> jpeg = encode_image(frame, ImageFormat::jpeg);
+  Timing decode = time_it(1, 5, [&] { decode_image(jpeg, "frame.jpg"); });
+  std::string device = options.analyser.runtime.device == Device::cuda ? "cuda" : "cpu";
+  std::cout << "one face in a 1920x1080 frame (" << target_path << "), " << device << ", p50/p90 ms\n"
+            << std::fixed << std::setprecision(2) << "  detect + landmarks   " << analyse.p50 << " / " << analyse.p90
+            << "\n  swap+mask+colour+blend " << compose.p50 << " / " << compose.p90 << "\n  total                "
+            << analyse.p50 + compose.p50 << "\n  (apart) jpeg decode  " << decode.p50 << ", jpeg encode " << encode.p50
+            << "\n";
+  if (json_path) {
+    nlohmann::json j = {{"device", device},
+                        {"analyse_ms", {analyse.p50, analyse.p90}},
+                        {"swap_ms", {compose.p50, compose.p90}},
+                        {"decode_ms", decode.p50},
+                        {"encode_ms", encode.p50}};
+    std::string text = j.dump(2);
+    write_file_atomically(*json_path, std::span(reinterpret_cast<const uint8_t*>(text.data()), text.size()));
+  }
+  return 0;
+}
+
+}  // namespace visage::cli

@@ -1,0 +1,238 @@
+// `visage swap`: put a source face onto the faces of target images.
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <filesystem>
+#include <iostream>
+#include <sstream>
+
+#include "cli.hpp"
+#include "visage/face.hpp"
+#include "visage/image.hpp"
+#include "visage/swap.hpp"
+
+namespace visage::cli {
+
+namespace {
+
+const char* kSwapUsage = R"(usage: visage swap -s SOURCE... -t TARGET... -o OUTPUT [options]
+
+Puts the face of SOURCE (several -s photos of one person are averaged into one
+identity) onto the faces of each TARGET image (files or directories). With one
+target, OUTPUT may be a file name; otherwise it is a directory, created if
+needed, that receives each result under its target's name. Outputs are written
+atomically and never over an input; a batch goes on past files that fail and
+lists them (exit status 1).
+
+options:
+  -s, --source IMAGE             source face photo (repeatable)
+  -t, --target IMAGE|DIR         target image or directory (repeatable)
+  -o, --output FILE|DIR          where results go
+  --map REF[:N]=SOURCE           swap SOURCE onto the target faces that look like face N of REF
+                                 (repeatable: different people get different sources in one pass)
+  --face-swapper-weight W        0 = keep the target's face shape, 1 = the source's (default 1)
+  --face-mask-types LIST         any of box,region,occlusion (default box,region)
+  --face-mask-blur F             feathering, 0..1 of the face size (default 0.3)
+  --face-mask-padding T,R,B,L    box mask padding in percent (1 to 4 values)
+  --face-mask-regions LIST       regions swapped: skin,left-eyebrow,right-eyebrow,left-eye,
+                                 right-eye,nose,mouth,upper-lip,lower-lip (default all)
+  --swap-mouth-interior          also swap teeth and tongue (default: the target's stay)
+  --colour MODE                  none, lab, relight, lab-relight (default)
+  --blend MODE                   feather, poisson, multiband (default)
+  --face-selector-mode MODE      many (default), one, reference
+  --face-selector-order ORDER    left-right, right-left, top-bottom, bottom-top, small-large,
+                                 large-small, best-worst, worst-best
+  --face-selector-gender G       female or male
+  --face-selector-age-start N, --face-selector-age-end N
+  --reference-face IMAGE[:N]     reference face for --face-selector-mode reference
+  --reference-face-distance F    maximum cosine distance to a reference (default 0.6)
+  --detector NAME                blazeface (default), blazeface-front, ultraface
+  --landmarker NAME              mesh-attention (default), mesh
+  --detector-angles LIST         image rotations to search, e.g. 0,90,180,270
+  --output-image-quality N       JPEG/WebP quality 1..100 (default 92)
+  --json                         print a JSON summary (per target: output, faces, timings, error)
+  --device cpu|cuda, --fp16, --threads N
+)";
+
+std::vector<std::string> split(const std::string& text, char sep) {
+  std::vector<std::string> out;
+  std::stringstream in(text);
+  std::string item;
+  while (std::getline(in, item, sep))
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+struct Mapping {
+  std::vector<float> reference;
+  SourceFace source;
+};
+
+double ms_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+}
+
+}  // namespace
+
+int swap_images(Args& args) {
+  if (args.flag("--help")) {
+    std::cout << kSwapUsage;
+    return 0;
+  }
+  SwapOptions options;
+  options.analyser.attributes = false;
+  options.analyser.runtime = parse_runtime_options(args);
+  if (auto v = args.value("--detector")) options.analyser.detector = parse_face_detector(*v);
+  if (auto v = args.value("--landmarker")) options.analyser.landmarker = parse_face_landmarker(*v);
+  if (auto v = args.value("--detector-angles"))
+    options.analyser.detector_angles = parse_int_list(*v, "--detector-angles");
+  if (auto v = args.value("--face-swapper-weight")) options.shape_weight = parse_float(*v, "--face-swapper-weight");
+  if (auto v = args.value("--face-mask-types")) {
+    options.mask.box = options.mask.region = options.mask.occlusion = false;
+    for (const auto& type : split(*v, ',')) {
+      if (type == "box")
+        options.mask.box = true;
+      else if (type == "region")
+        options.mask.region = true;
+      else if (type == "occlusion")
+        options.mask.occlusion = true;
+      else
+        throw Error(ErrorKind::bad_input, "unknown face mask type '" + type + "' (box, region, occlusion)");
+    }
+  }
+  if (auto v = args.value("--face-mask-blur")) options.mask.blur = parse_float(*v, "--face-mask-blur");
+  if (auto v = args.value("--face-mask-padding")) {
+    std::vector<int> p = parse_int_list(*v, "--face-mask-padding");
+    if (p.empty() || p.size() > 4) throw Error(ErrorKind::bad_input, "--face-mask-padding takes 1 to 4 values");
+    // CSS order and shorthand: T; T,RL; T,RL,B; T,R,B,L.
+    int t = p[0], r = p.size() > 1 ? p[1] : t, b = p.size() > 2 ? p[2] : t, l = p.size() > 3 ? p[3] : r;
+    options.mask.padding = {static_cast<float>(t), static_cast<float>(r), static_cast<float>(b), static_cast<float>(l)};
+  }
+  if (auto v = args.value("--face-mask-regions")) {
+    options.mask.regions.clear();
+    for (const auto& r : split(*v, ',')) options.mask.regions.push_back(parse_face_mask_region(r));
+  }
+  if (args.flag("--swap-mouth-interior")) options.keep_mouth_interior = false;
+  if (auto v = args.value("--colour")) options.colour = parse_colour_transfer(*v);
+  if (auto v = args.value("--blend")) options.blend = parse_blend_mode(*v);
+  FaceSelector selector;
+  if (auto v = args.value("--face-selector-mode")) selector.mode = parse_face_selector_mode(*v);
+  if (auto v = args.value("--face-selector-order")) selector.order = parse_face_order(*v);
+  if (auto v = args.value("--face-selector-gender")) selector.gender = parse_gender(*v);
+  if (auto v = args.value("--face-selector-age-start")) selector.age_min = parse_float(*v, "--face-selector-age-start");
+  if (auto v = args.value("--face-selector-age-end")) selector.age_max = parse_float(*v, "--face-selector-age-end");
+  if (auto v = args.value("--reference-face-distance"))
+    selector.reference_distance = parse_float(*v, "--reference-face-distance");
+  auto reference = args.value("--reference-face");
+  ImageWriteOptions write_options;
+  write_options.quality = args.int_or("--output-image-quality", 92);
+  if (write_options.quality < 1 || write_options.quality > 100)
+    throw Error(ErrorKind::bad_input, "--output-image-quality must be within 1..100");
+  bool json = args.flag("--json");
+  std::vector<std::string> sources = args.values("--source", "-s");
+  std::vector<std::string> targets = args.values("--target", "-t");
+  std::vector<std::string> maps = args.values("--map");
+  auto output = args.value("--output");
+  if (!output) output = args.value("-o");
+  args.finish();
+  for (const auto& p : args.positionals()) targets.push_back(p);
+  if ((sources.empty() && maps.empty()) || targets.empty() || !output) {
+    std::cerr << kSwapUsage;
+    return 2;
+  }
+  if (selector.mode == FaceSelectorMode::reference && !reference)
+    throw Error(ErrorKind::bad_input, "--face-selector-mode reference needs --reference-face IMAGE[:N]");
+  if (selector.gender || selector.age_min || selector.age_max) options.analyser.attributes = true;
+
+  FaceSwapper swapper(options);
+  auto read_all = [](const std::vector<std::string>& names) {
+    std::vector<at::Tensor> images;
+    for (const auto& n : names) images.push_back(read_image(n).rgb);
+    return images;
+  };
+  auto reference_embedding = [&](const std::string& text) {
+    auto [path, index] = parse_face_reference(text);
+    auto faces = swapper.analyser().analyse(read_image(path).rgb);
+    if (index >= faces.size())
+      throw Error(ErrorKind::bad_input, text + ": the image has " + std::to_string(faces.size()) + " face(s)");
+    return faces[index].embedding;
+  };
+  std::optional<SourceFace> source;
+  if (!sources.empty()) source = swapper.prepare_source(read_all(sources));
+  std::vector<Mapping> mappings;
+  for (const auto& m : maps) {
+    auto eq = m.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == m.size())
+      throw Error(ErrorKind::bad_input, "--map needs REF[:N]=SOURCE, got '" + m + "'");
+    mappings.push_back(
+        {reference_embedding(m.substr(0, eq)), swapper.prepare_source(read_all(split(m.substr(eq + 1), ',')))});
+  }
+  if (reference) selector.references.push_back(reference_embedding(*reference));
+
+  std::vector<std::filesystem::path> files = expand_inputs(targets);
+  std::filesystem::path out_path(*output);
+  bool to_file = files.size() == 1 && is_image_name(out_path) && !std::filesystem::is_directory(out_path);
+  if (!to_file) std::filesystem::create_directories(out_path);
+
+  nlohmann::json results = nlohmann::json::array();
+  int failed = 0;
+  for (const auto& file : files) {
+    nlohmann::json entry;
+    entry["target"] = file.string();
+    try {
+      std::filesystem::path destination = to_file ? out_path : out_path / file.filename();
+      std::error_code ec;
+      for (const auto& input : files)
+        if (std::filesystem::equivalent(destination, input, ec))
+          throw Error(ErrorKind::bad_input, destination.string() + ": refusing to overwrite an input");
+      for (const auto& input : sources)
+        if (std::filesystem::equivalent(destination, input, ec))
+          throw Error(ErrorKind::bad_input, destination.string() + ": refusing to overwrite an input");
+      image_format_from_path(destination);  // an output format we can write, before any work
+
+      auto start = std::chrono::steady_clock::now();
+      Image image = read_image(file);
+      double decode_ms = ms_since(start);
+      start = std::chrono::steady_clock::now();
+      at::Tensor result;
+      if (mappings.empty()) {
+        result = swapper.swap(image.rgb, *source, selector);
+      } else {
+        std::vector<Face> faces = swapper.analyser().analyse(image.rgb);
+        std::vector<SwapAssignment> jobs;
+        for (Face& f : select_faces(std::move(faces), selector)) {
+          const SourceFace* chosen = source ? &*source : nullptr;
+          float best = selector.reference_distance;
+          for (const auto& m : mappings) {
+            float d = face_distance(f.embedding, m.reference);
+            if (d < best) best = d, chosen = &m.source;
+          }
+          if (chosen) jobs.push_back({std::move(f), chosen});
+        }
+        result = swapper.swap(image.rgb, jobs);
+      }
+      double swap_ms = ms_since(start);
+      size_t swapped = swapper.faces_swapped();
+      if (swapped == 0) throw Error(ErrorKind::bad_input, "no face to swap found in the target");
+      start = std::chrono::steady_clock::now();
+      write_image(destination, result, write_options);
+      double encode_ms = ms_since(start);
+      entry["output"] = destination.string();
+      entry["faces_swapped"] = swapped;
+      entry["ms"] = {{"decode", decode_ms}, {"swap", swap_ms}, {"encode", encode_ms}};
+      if (!json)
+        std::cout << file.string() << " -> " << destination.string() << ": " << swapped << " face(s), "
+                  << static_cast<int>(swap_ms) << " ms\n";
+    } catch (const Error& e) {
+      ++failed;
+      entry["error"] = {{"kind", error_id(e.kind())}, {"message", e.what()}};
+      std::cerr << "visage: " << file.string() << ": " << to_string(e.kind()) << ": " << e.what() << "\n";
+    }
+    results.push_back(std::move(entry));
+  }
+  if (json) std::cout << results.dump(2) << "\n";
+  if (failed) std::cerr << "visage: " << failed << " of " << results.size() << " target(s) failed\n";
+  return failed ? 1 : 0;
+}
+
+}  // namespace visage::cli
