@@ -46,6 +46,131 @@ at::Tensor blur_121(const at::Tensor& x) {
 // upsampling exact. Sizes must be even.
 at::Tensor pyramid_down(const at::Tensor& x) { return at::avg_pool2d(blur_121(x), {2, 2}, {2, 2}); }
 
+// A plane of the multiband pyramid (planar channels, CPU).
+struct Plane {
+  int64_t h = 0, w = 0;
+  std::vector<float> v;  // [3, h, w]
+  float at(int c, int64_t y, int64_t x) const { return v[static_cast<size_t>((c * h + y) * w + x)]; }
+};
+
+// out = [1 3 3 1]/8 along both axes, every other sample: pyramid_down's
+// blur-and-average, borders replicated. Sizes are even.
+Plane down_cpu(const Plane& in) {
+  static constexpr float kTaps[4] = {0.125f, 0.375f, 0.375f, 0.125f};
+  Plane out{in.h / 2, in.w / 2, {}};
+  out.v.resize(static_cast<size_t>(3 * out.h * out.w));
+  at::parallel_for(0, 3 * out.h, 16, [&](int64_t r0, int64_t r1) {
+    std::vector<float> row(static_cast<size_t>(in.w));
+    for (int64_t cr = r0; cr < r1; ++cr) {
+      const int c = static_cast<int>(cr / out.h);
+      const int64_t y = cr % out.h;
+      std::fill(row.begin(), row.end(), 0.f);
+      for (int i = 0; i < 4; ++i) {
+        const int64_t yy = std::clamp<int64_t>(2 * y - 1 + i, 0, in.h - 1);
+        const float* src = in.v.data() + (c * in.h + yy) * in.w;
+        for (int64_t x = 0; x < in.w; ++x) row[x] += kTaps[i] * src[x];
+      }
+      float* dst = out.v.data() + (c * out.h + y) * out.w;
+      for (int64_t x = 0; x < out.w; ++x) {
+        float sum = 0.f;
+        for (int i = 0; i < 4; ++i) sum += kTaps[i] * row[std::clamp<int64_t>(2 * x - 1 + i, 0, in.w - 1)];
+        dst[x] = sum;
+      }
+    }
+  });
+  return out;
+}
+
+// [1 2 1]/4 along both axes, borders replicated (blur_121 on the CPU).
+Plane blur_121_cpu(const Plane& in) {
+  Plane tmp = in, out = in;
+  for (int c = 0; c < 3; ++c) {
+    for (int64_t y = 0; y < in.h; ++y) {
+      for (int64_t x = 0; x < in.w; ++x) {
+        tmp.v[(c * in.h + y) * in.w + x] = 0.25f * in.at(c, y, std::max<int64_t>(x - 1, 0)) + 0.5f * in.at(c, y, x) +
+                                           0.25f * in.at(c, y, std::min(x + 1, in.w - 1));
+      }
+    }
+    for (int64_t y = 0; y < in.h; ++y) {
+      for (int64_t x = 0; x < in.w; ++x) {
+        out.v[(c * in.h + y) * in.w + x] = 0.25f * tmp.at(c, std::max<int64_t>(y - 1, 0), x) + 0.5f * tmp.at(c, y, x) +
+                                           0.25f * tmp.at(c, std::min(y + 1, in.h - 1), x);
+      }
+    }
+  }
+  return out;
+}
+
+// The multiband blend on the CPU: the pyramid of foreground - background,
+// then one pass in which only pixels with 0 < alpha < 1 sample its levels.
+at::Tensor blend_multiband_cpu(const at::Tensor& fg_in, const at::Tensor& bg_in, const at::Tensor& alpha_in,
+                               int levels) {
+  at::Tensor fg = fg_in.contiguous(), bg = bg_in.contiguous(), alpha = alpha_in.contiguous();
+  const int64_t h = fg.size(0), w = fg.size(1);
+  const int64_t unit = int64_t{1} << levels;
+  const int64_t hp = (h + unit - 1) / unit * unit, wp = (w + unit - 1) / unit * unit;
+  const float* f = fg.data_ptr<float>();
+  const float* b = bg.data_ptr<float>();
+  const float* a = alpha.data_ptr<float>();
+  std::vector<Plane> pyramid(static_cast<size_t>(levels + 1));
+  Plane& base = pyramid[0];
+  base = Plane{hp, wp, std::vector<float>(static_cast<size_t>(3 * hp * wp))};
+  at::parallel_for(0, hp, 32, [&](int64_t y0, int64_t y1) {
+    for (int64_t y = y0; y < y1; ++y) {
+      const int64_t sy = std::min(y, h - 1);
+      for (int64_t x = 0; x < wp; ++x) {
+        const int64_t p = (sy * w + std::min(x, w - 1)) * 3;
+        for (int c = 0; c < 3; ++c) base.v[(c * hp + y) * wp + x] = f[p + c] - b[p + c];
+      }
+    }
+  });
+  for (int l = 1; l <= levels; ++l) pyramid[l] = down_cpu(pyramid[l - 1]);
+  for (int l = 1; l <= levels; ++l) pyramid[l] = blur_121_cpu(pyramid[l]);
+
+  at::Tensor result = at::empty_like(bg);
+  float* out = result.data_ptr<float>();
+  at::parallel_for(0, h, 16, [&](int64_t y0, int64_t y1) {
+    for (int64_t y = y0; y < y1; ++y) {
+      for (int64_t x = 0; x < w; ++x) {
+        const int64_t p = (y * w + x) * 3;
+        const float av = std::clamp(a[y * w + x], 0.f, 1.f);
+        if (av <= 0.f) {
+          for (int c = 0; c < 3; ++c) out[p + c] = b[p + c];
+          continue;
+        }
+        auto weight = [&](int l) {
+          const float t = std::clamp((av - 0.5f) / std::ldexp(1.f, l - levels) + 0.5f, 0.f, 1.f);
+          return t * t * (3.f - 2.f * t);
+        };
+        float previous = weight(0);
+        float acc[3];
+        for (int c = 0; c < 3; ++c) acc[c] = b[p + c] + previous * (f[p + c] - b[p + c]);
+        for (int l = 1; l <= levels; ++l) {
+          const float current = weight(l);
+          const float dw = current - previous;
+          previous = current;
+          if (dw == 0.f) continue;
+          const Plane& g = pyramid[l];
+          const float scale = std::ldexp(1.f, -l);
+          const float sy = std::max(0.f, (float(y) + 0.5f) * scale - 0.5f);
+          const float sx = std::max(0.f, (float(x) + 0.5f) * scale - 0.5f);
+          const int64_t iy = std::min<int64_t>(static_cast<int64_t>(sy), g.h - 1);
+          const int64_t ix = std::min<int64_t>(static_cast<int64_t>(sx), g.w - 1);
+          const int64_t iy1 = std::min(iy + 1, g.h - 1), ix1 = std::min(ix + 1, g.w - 1);
+          const float ty = sy - float(iy), tx = sx - float(ix);
+          for (int c = 0; c < 3; ++c) {
+            const float top = g.at(c, iy, ix) + tx * (g.at(c, iy, ix1) - g.at(c, iy, ix));
+            const float bottom = g.at(c, iy1, ix) + tx * (g.at(c, iy1, ix1) - g.at(c, iy1, ix));
+            acc[c] += dw * (top + ty * (bottom - top));
+          }
+        }
+        for (int c = 0; c < 3; ++c) out[p + c] = acc[c];
+      }
+    }
+  });
+  return result;
+}
+
 int default_levels(int64_t h, int64_t w) {
   // Coarsest band about 1/16 of the region's short side, 3..6 levels.
   const double side = static_cast<double>(std::min(h, w));
@@ -218,6 +343,9 @@ void prolong_add(const Grid& coarse, Grid& fine) {
 // A symmetric V-cycle on levels[l] (u starts at zero): the preconditioner
 // of conjugate gradients, which keep the solve convergent however poorly
 // the coarse grids follow an irregular domain's edge.
+// V(2, 2): one sweep each way needs twice the iterations.
+constexpr int kSweeps = 2;
+
 void v_cycle(std::vector<Grid>& levels, size_t l) {
   Grid& g = levels[l];
   if (l + 1 == levels.size()) {
@@ -227,14 +355,14 @@ void v_cycle(std::vector<Grid>& levels, size_t l) {
     }
     return;
   }
-  smooth(g, 2, false);
+  smooth(g, kSweeps, false);
   residual(g);
   Grid& coarse = levels[l + 1];
   restrict_to(g, g.r, coarse);
   std::fill(coarse.u.begin(), coarse.u.end(), 0.f);
   v_cycle(levels, l + 1);
   prolong_add(coarse, g);
-  smooth(g, 2, true);
+  smooth(g, kSweeps, true);
 }
 
 std::array<double, kChannels> channel_dot(const std::vector<float>& a, const std::vector<float>& b) {
@@ -248,7 +376,7 @@ std::array<double, kChannels> channel_dot(const std::vector<float>& a, const std
 
 at::Tensor poisson_blend(const at::Tensor& fg, const at::Tensor& bg, const at::Tensor& alpha) {
   // The solve runs on the CPU for every device (its loops beat ATen ops there).
-  at::Tensor u = detail::poisson_offset_cpu((fg - bg).to(at::kCPU), alpha.to(at::kCPU), 12).to(bg.device());
+  at::Tensor u = detail::poisson_offset_cpu((fg - bg).to(at::kCPU), alpha.to(at::kCPU), 6).to(bg.device());
   // Exactly the background where alpha == 0 (u is zero there).
   return at::where(alpha.unsqueeze(2) > 0.f, bg + u, bg);
 }
@@ -258,7 +386,18 @@ at::Tensor poisson_blend(const at::Tensor& fg, const at::Tensor& bg, const at::T
 namespace detail {
 
 at::Tensor poisson_offset_cpu(const at::Tensor& d_in, const at::Tensor& alpha_in, int max_iterations) {
-  at::Tensor d = d_in.contiguous(), alpha = alpha_in.contiguous();
+  // Solve on the box around alpha > 0 grown by one pixel (so that the
+  // outside neighbours of the domain, which feed the right-hand side, are in it).
+  at::Tensor nonzero = (alpha_in > 0.f);
+  at::Tensor rows = nonzero.any(1).nonzero(), cols = nonzero.any(0).nonzero();
+  if (rows.numel() == 0) return at::zeros_like(d_in);
+  const int64_t full_h = d_in.size(0), full_w = d_in.size(1);
+  const int64_t y0 = std::max<int64_t>(0, rows.min().item<int64_t>() - 1);
+  const int64_t y1 = std::min<int64_t>(full_h, rows.max().item<int64_t>() + 2);
+  const int64_t x0 = std::max<int64_t>(0, cols.min().item<int64_t>() - 1);
+  const int64_t x1 = std::min<int64_t>(full_w, cols.max().item<int64_t>() + 2);
+  at::Tensor d = d_in.narrow(0, y0, y1 - y0).narrow(1, x0, x1 - x0).contiguous();
+  at::Tensor alpha = alpha_in.narrow(0, y0, y1 - y0).narrow(1, x0, x1 - x0).contiguous();
   const int64_t h = d.size(0), w = d.size(1);
   const float* dp = d.data_ptr<float>();
   const float* ap = alpha.data_ptr<float>();
@@ -295,10 +434,19 @@ at::Tensor poisson_offset_cpu(const at::Tensor& d_in, const at::Tensor& alpha_in
     levels.push_back(std::move(coarse));
   }
   // Preconditioned conjugate gradients, one independent solve per channel
-  // (the vectors interleave them), from u = 0.
+  // (the vectors interleave them), started from the feathered paste
+  // u = alpha * d: what is left to find is the smooth seamless correction.
   const size_t n = top.u.size();
-  std::vector<float> x(n, 0.f), r = top.f, p, q(n);
-  const auto f_norm = channel_dot(r, r);
+  std::vector<float> x(n, 0.f), r(n), p, q(n);
+  for (int64_t y = 0; y < h; ++y) {
+    for (int64_t xx = 0; xx < w; ++xx) {
+      const int64_t i = top.index(y, xx);
+      for (int c = 0; c < kChannels; ++c) x[i * kChannels + c] = ap[y * w + xx] * dp[(y * w + xx) * 3 + c];
+    }
+  }
+  const auto f_norm = channel_dot(top.f, top.f);
+  apply_operator(top, x, r);
+  for (size_t i = 0; i < n; ++i) r[i] = top.f[i] - r[i];
   auto precondition = [&](const std::vector<float>& rhs) {
     top.f = rhs;
     std::fill(top.u.begin(), top.u.end(), 0.f);
@@ -334,12 +482,13 @@ at::Tensor poisson_offset_cpu(const at::Tensor& d_in, const at::Tensor& alpha_in
   }
   top.u = std::move(x);
 
-  at::Tensor u = at::zeros({h, w, kChannels}, at::kFloat);
+  at::Tensor u = at::zeros({full_h, full_w, kChannels}, at::kFloat);
   float* up = u.data_ptr<float>();
   for (int64_t y = 0; y < h; ++y) {
     for (int64_t x = 0; x < w; ++x) {
       const float* src = top.u.data() + top.index(y, x) * kChannels;
-      for (int c = 0; c < kChannels; ++c) up[(y * w + x) * kChannels + c] = src[c];
+      float* dst = up + ((y + y0) * full_w + x + x0) * kChannels;
+      for (int c = 0; c < kChannels; ++c) dst[c] = src[c];
     }
   }
   return u;
@@ -370,6 +519,14 @@ at::Tensor blend_multiband(const at::Tensor& foreground, const at::Tensor& backg
                            int levels) {
   check_inputs(foreground, background, alpha);
   levels = std::clamp(levels, 1, 8);
+  if (foreground.device().is_cpu()) return blend_multiband_cpu(foreground, background, alpha, levels);
+  return detail::blend_multiband_aten(foreground, background, alpha, levels);
+}
+
+namespace detail {
+
+at::Tensor blend_multiband_aten(const at::Tensor& foreground, const at::Tensor& background, const at::Tensor& alpha,
+                                int levels) {
   const int64_t h = foreground.size(0), w = foreground.size(1);
   const int64_t unit = int64_t{1} << levels;
   const int64_t hp = (h + unit - 1) / unit * unit, wp = (w + unit - 1) / unit * unit;
@@ -396,5 +553,7 @@ at::Tensor blend_multiband(const at::Tensor& foreground, const at::Tensor& backg
   }
   return result.contiguous();
 }
+
+}  // namespace detail
 
 }  // namespace visage::swap

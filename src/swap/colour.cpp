@@ -34,8 +34,8 @@ void check_image(const at::Tensor& t, const char* what) {
   }
 }
 
-// Cube root to float precision without libm's cbrt (3 Newton steps from a
-// bit-level first guess): the conversions call it three times a pixel.
+// Cube root to float precision without libm's cbrt (two Halley steps from
+// a bit-level first guess): the conversions call it three times a pixel.
 inline float fast_cbrt(float x) {
   if (x <= 0.f) return 0.f;
   uint32_t bits;
@@ -43,7 +43,11 @@ inline float fast_cbrt(float x) {
   bits = bits / 3 + 709921077u;
   float y;
   std::memcpy(&y, &bits, 4);
-  for (int i = 0; i < 3; ++i) y = (2.f * y + x / (y * y)) * (1.f / 3.f);
+  // Halley's iteration (cubic convergence): 3% -> 3e-5 -> float precision.
+  for (int i = 0; i < 2; ++i) {
+    const float y3 = y * y * y;
+    y *= (y3 + 2.f * x) / (2.f * y3 + x);
+  }
   return y;
 }
 
@@ -172,6 +176,101 @@ at::Tensor relight(const at::Tensor& source, const at::Tensor& target, const at:
   return detail::linear_to_srgb(lin_s * ratio.view({h, w, 1}));
 }
 
+// relight() on the CPU in two fused passes around the blur.
+at::Tensor relight_cpu(const at::Tensor& source_in, const at::Tensor& target_in, const at::Tensor& region_in) {
+  at::Tensor source = source_in.contiguous(), target = target_in.contiguous();
+  at::Tensor region = region_in.clamp(0.f, 1.f).contiguous();
+  const int64_t h = source.size(0), w = source.size(1), n = h * w;
+  const float sigma = relight_sigma(region);
+  const float* s = source.data_ptr<float>();
+  const float* t = target.data_ptr<float>();
+  const float* r = region.data_ptr<float>();
+  const SrgbTable& table = srgb_table();
+  const float* luma = kRgbToXyz[1];
+  at::Tensor planes = at::empty({1, 3, h, w}, at::kFloat);
+  float* pl = planes.data_ptr<float>();
+  at::parallel_for(0, n, 8192, [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) {
+      const float ys = luma[0] * table(s[3 * p]) + luma[1] * table(s[3 * p + 1]) + luma[2] * table(s[3 * p + 2]);
+      const float yt = luma[0] * table(t[3 * p]) + luma[1] * table(t[3 * p + 1]) + luma[2] * table(t[3 * p + 2]);
+      pl[p] = ys * r[p];
+      pl[n + p] = yt * r[p];
+      pl[2 * n + p] = r[p];
+    }
+  });
+  at::Tensor sums = planes.sum({0, 2, 3});
+  const float total = std::max(sums[2].item<float>(), 1e-6f);
+  const float mean_s = sums[0].item<float>() / total, mean_t = sums[1].item<float>() / total;
+  at::Tensor low = detail::gaussian_blur_nchw(planes, sigma).contiguous();
+  const float* lo = low.data_ptr<float>();
+  at::Tensor out = at::empty_like(source);
+  float* o = out.data_ptr<float>();
+  const float eps = 0.02f;
+  at::parallel_for(0, n, 8192, [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) {
+      const float denom = lo[2 * n + p] + eps;
+      const float ys_low = (lo[p] + eps * mean_s) / denom;
+      const float yt_low = (lo[n + p] + eps * mean_t) / denom;
+      const float ratio = std::clamp(yt_low / std::max(ys_low, 1e-5f), 0.25f, 4.f);
+      for (int c = 0; c < 3; ++c) o[3 * p + c] = linear_to_srgb_value(table(s[3 * p + c]) * ratio);
+    }
+  });
+  return out;
+}
+
+// L*a*b* statistics transfer on the CPU: one pass for the weighted moments
+// of both images, one affine map, one conversion back.
+at::Tensor lab_transfer_cpu(const at::Tensor& source, const at::Tensor& target, const at::Tensor& region_in) {
+  at::Tensor lab_s = rgb_to_lab_cpu(source), lab_t = rgb_to_lab_cpu(target);
+  at::Tensor region = region_in.clamp(0.f, 1.f).contiguous();
+  const int64_t h = source.size(0), w = source.size(1);
+  const float* ls = lab_s.data_ptr<float>();
+  const float* lt = lab_t.data_ptr<float>();
+  const float* r = region.data_ptr<float>();
+  // Per row: weight, then sum and sum of squares of 3 channels, for both images.
+  std::vector<double> rows(static_cast<size_t>(h * 13), 0.0);
+  at::parallel_for(0, h, 16, [&](int64_t y0, int64_t y1) {
+    for (int64_t y = y0; y < y1; ++y) {
+      double acc[13] = {};
+      for (int64_t x = 0; x < w; ++x) {
+        const int64_t p = y * w + x;
+        const double wt = r[p];
+        if (wt == 0.0) continue;
+        acc[0] += wt;
+        for (int c = 0; c < 3; ++c) {
+          const double a = ls[3 * p + c], b = lt[3 * p + c];
+          acc[1 + c] += wt * a;
+          acc[4 + c] += wt * a * a;
+          acc[7 + c] += wt * b;
+          acc[10 + c] += wt * b * b;
+        }
+      }
+      std::copy(acc, acc + 13, rows.begin() + y * 13);
+    }
+  });
+  double sum[13] = {};
+  for (int64_t y = 0; y < h; ++y) {
+    for (int k = 0; k < 13; ++k) sum[k] += rows[y * 13 + k];
+  }
+  const double total = std::max(sum[0], 1e-6);
+  float scale[3], shift[3];
+  for (int c = 0; c < 3; ++c) {
+    const double mean_s = sum[1 + c] / total, mean_t = sum[7 + c] / total;
+    const double std_s = std::sqrt(std::max(0.0, sum[4 + c] / total - mean_s * mean_s));
+    const double std_t = std::sqrt(std::max(0.0, sum[10 + c] / total - mean_t * mean_t));
+    const double k = std::min(5.0, std_t / std::max(std_s, 1e-3));
+    scale[c] = static_cast<float>(k);
+    shift[c] = static_cast<float>(mean_t - mean_s * k);
+  }
+  float* l = lab_s.data_ptr<float>();
+  at::parallel_for(0, h * w, 16384, [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) {
+      for (int c = 0; c < 3; ++c) l[3 * p + c] = l[3 * p + c] * scale[c] + shift[c];
+    }
+  });
+  return lab_to_rgb_cpu(lab_s);
+}
+
 }  // namespace
 
 namespace detail {
@@ -228,11 +327,14 @@ at::Tensor transfer_colour(const at::Tensor& source, const at::Tensor& target, c
   at::Tensor w = region.clamp(0.f, 1.f).reshape({n, 1});
   at::Tensor total = w.sum().clamp_min(1e-6);
 
+  const bool cpu = source.device().is_cpu();
   at::Tensor result = source;
   if (mode == ColourTransfer::relight || mode == ColourTransfer::lab_relight) {
-    result = relight(source, target, region);
+    result = cpu ? relight_cpu(source, target, region) : relight(source, target, region);
   }
-  if (mode == ColourTransfer::lab || mode == ColourTransfer::lab_relight) {
+  if (cpu && (mode == ColourTransfer::lab || mode == ColourTransfer::lab_relight)) {
+    result = lab_transfer_cpu(result, target, region);
+  } else if (mode == ColourTransfer::lab || mode == ColourTransfer::lab_relight) {
     at::Tensor lab_s = detail::rgb_to_lab(result).view({n, 3});
     at::Tensor lab_t = detail::rgb_to_lab(target).view({n, 3});
     auto [mean_s, std_s] = weighted_stats(lab_s, w, total);

@@ -29,6 +29,11 @@ at::Tensor lab_to_rgb_aten(const at::Tensor& lab);
 at::Tensor srgb_to_linear(const at::Tensor& srgb);
 at::Tensor linear_to_srgb(const at::Tensor& linear);
 
+// The multiband blend with ATen ops (any device; the CPU runs fused loops
+// that give the same result).
+at::Tensor blend_multiband_aten(const at::Tensor& foreground, const at::Tensor& background, const at::Tensor& alpha,
+                                int levels);
+
 // Seamless cloning on the CPU: `d` is foreground - background [H, W, 3],
 // `alpha` [H, W]. Returns u, zero where alpha == 0, whose discrete Laplacian
 // equals the divergence of alpha * grad(d) inside alpha > 0 (relative

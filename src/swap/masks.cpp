@@ -140,8 +140,55 @@ std::vector<float> gaussian_kernel(float sigma) {
   return k;
 }
 
+// Separable convolution of contiguous CPU planes [P, H, W] with a symmetric
+// kernel, borders replicated: ATen's depthwise conv2d is several times
+// slower than these loops for one or three channels.
+at::Tensor separable_blur_cpu(const at::Tensor& input, const std::vector<float>& k) {
+  at::Tensor x = input.contiguous();
+  const int64_t h = x.size(-2), w = x.size(-1), planes = x.numel() / std::max<int64_t>(1, h * w);
+  const int64_t r = static_cast<int64_t>(k.size() / 2);
+  at::Tensor tmp = at::empty_like(x), out = at::empty_like(x);
+  const float* src = x.data_ptr<float>();
+  float* mid = tmp.data_ptr<float>();
+  float* dst = out.data_ptr<float>();
+  at::parallel_for(0, planes * h, 16, [&](int64_t r0, int64_t r1) {
+    std::vector<float> row(static_cast<size_t>(w + 2 * r));
+    for (int64_t pr = r0; pr < r1; ++pr) {
+      const float* in = src + pr * w;
+      for (int64_t i = 0; i < r; ++i) {
+        row[i] = in[0];
+        row[w + r + i] = in[w - 1];
+      }
+      std::copy(in, in + w, row.begin() + r);
+      float* o = mid + pr * w;
+      for (int64_t x0 = 0; x0 < w; ++x0) o[x0] = 0.f;
+      for (int64_t i = 0; i <= 2 * r; ++i) {
+        const float ki = k[i];
+        const float* shifted = row.data() + i;
+        for (int64_t x0 = 0; x0 < w; ++x0) o[x0] += ki * shifted[x0];
+      }
+    }
+  });
+  at::parallel_for(0, planes * h, 16, [&](int64_t r0, int64_t r1) {
+    for (int64_t pr = r0; pr < r1; ++pr) {
+      const int64_t plane = pr / h, y = pr % h;
+      const float* base = mid + plane * h * w;
+      float* o = dst + pr * w;
+      for (int64_t x0 = 0; x0 < w; ++x0) o[x0] = 0.f;
+      for (int64_t i = 0; i <= 2 * r; ++i) {
+        const int64_t yy = std::clamp<int64_t>(y - r + i, 0, h - 1);
+        const float ki = k[i];
+        const float* in = base + yy * w;
+        for (int64_t x0 = 0; x0 < w; ++x0) o[x0] += ki * in[x0];
+      }
+    }
+  });
+  return out;
+}
+
 at::Tensor separable_blur(const at::Tensor& x, float sigma) {
   const auto k1 = gaussian_kernel(sigma);
+  if (x.device().is_cpu()) return separable_blur_cpu(x, k1);
   const int64_t r = static_cast<int64_t>(k1.size() / 2);
   at::Tensor k = at::tensor(at::ArrayRef<float>(k1), at::kFloat).to(x.device());
   // Replicate padding, one axis at a time.
