@@ -276,7 +276,8 @@ TEST(SwapCompose, MultibandWithFullAlphaIsTheForeground) {
   // The CPU loops against the ATen version (what CUDA runs) on a feathered mask.
   at::Tensor alpha = feather_mask(ellipse_mask(333, 100, 130), 30.f);
   for (int levels : {3, 5}) {
-    EXPECT_LT(max_abs(blend_multiband(fg, bg, alpha, levels), detail::blend_multiband_aten(fg, bg, alpha, levels)), 1e-3)
+    EXPECT_LT(max_abs(blend_multiband(fg, bg, alpha, levels), detail::blend_multiband_aten(fg, bg, alpha, levels)),
+              1e-3)
         << levels;
   }
 }
@@ -387,6 +388,10 @@ TEST(SwapCompose, SkinVisibilityMarksOccluders) {
   // Over the whole face, the unoccluded skin is mostly visible.
   at::Tensor skin = (region > 0.5f) & (vis > 0.5f);
   EXPECT_GT(skin.sum().item<double>() / (region > 0.5f).sum().item<double>(), 0.7);
+  // The CPU loops agree with the ATen version (what CUDA runs).
+  at::Tensor lab = detail::rgb_to_lab(image);
+  EXPECT_LT(max_abs(detail::skin_occlusion_cpu(lab, region, region), detail::skin_occlusion_aten(lab, region, region)),
+            1e-3);
   // Outside the face region nothing is marked.
   EXPECT_TRUE((vis.masked_select(blur_mask(region, 3.f) == 0) == 1).all().item<bool>());
   if (const char* dir = std::getenv("VISAGE_COMPOSE_DEBUG_DIR")) {

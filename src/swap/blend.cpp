@@ -218,6 +218,10 @@ void set_diagonal(Grid& g, bool faces) {
   }
 }
 
+// Rows per task: grids under ~64K cells run on the calling thread (waking
+// the pool costs more than they do, many times per V-cycle).
+int64_t grain_rows(const Grid& g) { return std::max<int64_t>(1, 65536 / std::max<int64_t>(1, g.w)); }
+
 // Red-black Gauss-Seidel: u = (f + sum of neighbours) / diagonal on the
 // domain; `reverse` visits black before red (the adjoint sweep, so that a
 // V-cycle is a symmetric preconditioner).
@@ -226,7 +230,7 @@ void smooth(Grid& g, int sweeps, bool reverse) {
   for (int sweep = 0; sweep < sweeps; ++sweep) {
     for (int step = 0; step < 2; ++step) {
       const int colour = reverse ? 1 - step : step;
-      at::parallel_for(0, g.h, 32, [&](int64_t y0, int64_t y1) {
+      at::parallel_for(0, g.h, grain_rows(g), [&](int64_t y0, int64_t y1) {
         for (int64_t y = y0; y < y1; ++y) {
           for (int64_t x = (y + colour) & 1; x < g.w; x += 2) {
             const int64_t i = g.index(y, x);
@@ -244,10 +248,11 @@ void smooth(Grid& g, int sweeps, bool reverse) {
   }
 }
 
-// out = A v on the domain (zero elsewhere).
-void apply_operator(const Grid& g, const std::vector<float>& v, std::vector<float>& out) {
+// out = A v on the domain (zero elsewhere); with `rhs`, out = rhs - A v.
+void apply_operator(const Grid& g, const std::vector<float>& v, std::vector<float>& out,
+                    const std::vector<float>* rhs = nullptr) {
   const int64_t s = g.stride();
-  at::parallel_for(0, g.h, 32, [&](int64_t y0, int64_t y1) {
+  at::parallel_for(0, g.h, grain_rows(g), [&](int64_t y0, int64_t y1) {
     for (int64_t y = y0; y < y1; ++y) {
       for (int64_t x = 0; x < g.w; ++x) {
         const int64_t i = g.index(y, x);
@@ -261,16 +266,17 @@ void apply_operator(const Grid& g, const std::vector<float>& v, std::vector<floa
         for (int c = 0; c < kChannels; ++c) {
           o[c] = diagonal * u[c] - u[c - kChannels] - u[c + kChannels] - u[c - s * kChannels] - u[c + s * kChannels];
         }
+        if (rhs) {
+          const float* f = rhs->data() + i * kChannels;
+          for (int c = 0; c < kChannels; ++c) o[c] = f[c] - o[c];
+        }
       }
     }
   });
 }
 
 // r = f - A u.
-void residual(Grid& g) {
-  apply_operator(g, g.u, g.r);
-  for (size_t i = 0; i < g.r.size(); ++i) g.r[i] = g.f[i] - g.r[i];
-}
+void residual(Grid& g) { apply_operator(g, g.u, g.r, &g.f); }
 
 // Coarse domain: cells with at least three of their four children inside.
 void coarsen_domain(const Grid& fine, Grid& coarse) {
@@ -293,7 +299,7 @@ void coarsen_domain(const Grid& fine, Grid& coarse) {
 // (weights 1/4, 3/4, 3/4, 1/4 per axis over fine offsets -1..2 of 2Y).
 void restrict_to(const Grid& fine, const std::vector<float>& values, Grid& coarse) {
   static constexpr float kWeights[4] = {0.25f, 0.75f, 0.75f, 0.25f};
-  at::parallel_for(0, coarse.h, 16, [&](int64_t y0, int64_t y1) {
+  at::parallel_for(0, coarse.h, grain_rows(coarse), [&](int64_t y0, int64_t y1) {
     for (int64_t y = y0; y < y1; ++y) {
       for (int64_t x = 0; x < coarse.w; ++x) {
         const int64_t j = coarse.index(y, x);
@@ -319,7 +325,7 @@ void restrict_to(const Grid& fine, const std::vector<float>& values, Grid& coars
 // fine.u += bilinear (9/16, 3/16, 3/16, 1/16) interpolation of coarse.u.
 void prolong_add(const Grid& coarse, Grid& fine) {
   const int64_t cs = coarse.stride();
-  at::parallel_for(0, fine.h, 32, [&](int64_t y0, int64_t y1) {
+  at::parallel_for(0, fine.h, grain_rows(fine), [&](int64_t y0, int64_t y1) {
     for (int64_t y = y0; y < y1; ++y) {
       const int64_t cy = y / 2, ny = (y & 1) ? 1 : -1;
       for (int64_t x = 0; x < fine.w; ++x) {
@@ -366,12 +372,23 @@ void v_cycle(std::vector<Grid>& levels, size_t l) {
 }
 
 std::array<double, kChannels> channel_dot(const std::vector<float>& a, const std::vector<float>& b) {
-  std::array<double, kChannels> sum{};
-  const size_t n = a.size() / kChannels;
-  for (size_t i = 0; i < n; ++i) {
-    for (int c = 0; c < kChannels; ++c) sum[c] += double(a[i * kChannels + c]) * b[i * kChannels + c];
+  const int64_t n = static_cast<int64_t>(a.size() / kChannels);
+  constexpr int64_t kChunk = 16384;
+  std::vector<std::array<double, kChannels>> partial(static_cast<size_t>((n + kChunk - 1) / kChunk));
+  at::parallel_for(0, static_cast<int64_t>(partial.size()), 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t chunk = c0; chunk < c1; ++chunk) {
+      std::array<double, kChannels> sum{};
+      for (int64_t i = chunk * kChunk; i < std::min(n, (chunk + 1) * kChunk); ++i) {
+        for (int c = 0; c < kChannels; ++c) sum[c] += double(a[i * kChannels + c]) * b[i * kChannels + c];
+      }
+      partial[chunk] = sum;
+    }
+  });
+  std::array<double, kChannels> total{};
+  for (const auto& p : partial) {
+    for (int c = 0; c < kChannels; ++c) total[c] += p[c];
   }
-  return sum;
+  return total;
 }
 
 at::Tensor poisson_blend(const at::Tensor& fg, const at::Tensor& bg, const at::Tensor& alpha) {
@@ -445,15 +462,16 @@ at::Tensor poisson_offset_cpu(const at::Tensor& d_in, const at::Tensor& alpha_in
     }
   }
   const auto f_norm = channel_dot(top.f, top.f);
-  apply_operator(top, x, r);
-  for (size_t i = 0; i < n; ++i) r[i] = top.f[i] - r[i];
-  auto precondition = [&](const std::vector<float>& rhs) {
-    top.f = rhs;
+  apply_operator(top, x, r, &top.f);
+  std::vector<float> z(n);
+  // z = M r (buffers swapped, not reallocated: fresh pages cost more than the arithmetic).
+  auto precondition = [&]() {
+    std::copy(r.begin(), r.end(), top.f.begin());
     std::fill(top.u.begin(), top.u.end(), 0.f);
     v_cycle(levels, 0);
-    return top.u;
+    z.swap(top.u);
   };
-  std::vector<float> z = precondition(r);
+  precondition();
   p = z;
   auto rz = channel_dot(r, z);
   for (int iteration = 0; iteration < max_iterations; ++iteration) {
@@ -461,23 +479,27 @@ at::Tensor poisson_offset_cpu(const at::Tensor& d_in, const at::Tensor& alpha_in
     const auto pq = channel_dot(p, q);
     std::array<float, kChannels> step{};
     for (int c = 0; c < kChannels; ++c) step[c] = pq[c] > 0 ? static_cast<float>(rz[c] / pq[c]) : 0.f;
-    for (size_t i = 0; i < n; i += kChannels) {
-      for (int c = 0; c < kChannels; ++c) {
-        x[i + c] += step[c] * p[i + c];
-        r[i + c] -= step[c] * q[i + c];
+    at::parallel_for(0, static_cast<int64_t>(n / kChannels), 16384, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0 * kChannels; i < i1 * kChannels; i += kChannels) {
+        for (int c = 0; c < kChannels; ++c) {
+          x[i + c] += step[c] * p[i + c];
+          r[i + c] -= step[c] * q[i + c];
+        }
       }
-    }
+    });
     const auto r_norm = channel_dot(r, r);
     bool converged = true;
     for (int c = 0; c < kChannels; ++c) converged = converged && r_norm[c] <= 1e-8 * f_norm[c];
     if (converged) break;
-    z = precondition(r);
+    precondition();
     const auto rz_next = channel_dot(r, z);
     std::array<float, kChannels> beta{};
     for (int c = 0; c < kChannels; ++c) beta[c] = rz[c] > 0 ? static_cast<float>(rz_next[c] / rz[c]) : 0.f;
-    for (size_t i = 0; i < n; i += kChannels) {
-      for (int c = 0; c < kChannels; ++c) p[i + c] = z[i + c] + beta[c] * p[i + c];
-    }
+    at::parallel_for(0, static_cast<int64_t>(n / kChannels), 16384, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0 * kChannels; i < i1 * kChannels; i += kChannels) {
+        for (int c = 0; c < kChannels; ++c) p[i + c] = z[i + c] + beta[c] * p[i + c];
+      }
+    });
     rz = rz_next;
   }
   top.u = std::move(x);

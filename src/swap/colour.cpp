@@ -86,6 +86,16 @@ inline float linear_to_srgb_value(float c) {
   return 255.f * (1.055f * r * std::sqrt(std::sqrt(r)) - 0.055f);
 }
 
+inline void rgb_to_lab_pixel(const float* in, float* out, const SrgbTable& table) {
+  const float r = table(in[0]), g = table(in[1]), b = table(in[2]);
+  float f[3];
+  for (int k = 0; k < 3; ++k)
+    f[k] = lab_f((kRgbToXyz[k][0] * r + kRgbToXyz[k][1] * g + kRgbToXyz[k][2] * b) / kWhite[k]);
+  out[0] = 116.f * f[1] - 16.f;
+  out[1] = 500.f * (f[0] - f[1]);
+  out[2] = 200.f * (f[1] - f[2]);
+}
+
 at::Tensor rgb_to_lab_cpu(const at::Tensor& rgb_in) {
   at::Tensor rgb = rgb_in.contiguous();
   at::Tensor lab = at::empty_like(rgb);
@@ -93,16 +103,7 @@ at::Tensor rgb_to_lab_cpu(const at::Tensor& rgb_in) {
   float* dst = lab.data_ptr<float>();
   const SrgbTable& table = srgb_table();
   at::parallel_for(0, rgb.numel() / 3, 8192, [&](int64_t p0, int64_t p1) {
-    for (int64_t p = p0; p < p1; ++p) {
-      const double r = table(src[3 * p]), g = table(src[3 * p + 1]), b = table(src[3 * p + 2]);
-      float f[3];
-      for (int k = 0; k < 3; ++k) {
-        f[k] = lab_f(static_cast<float>((kRgbToXyz[k][0] * r + kRgbToXyz[k][1] * g + kRgbToXyz[k][2] * b) / kWhite[k]));
-      }
-      dst[3 * p] = 116.f * f[1] - 16.f;
-      dst[3 * p + 1] = 500.f * (f[0] - f[1]);
-      dst[3 * p + 2] = 200.f * (f[1] - f[2]);
-    }
+    for (int64_t p = p0; p < p1; ++p) rgb_to_lab_pixel(src + 3 * p, dst + 3 * p, table);
   });
   return lab;
 }
@@ -221,11 +222,13 @@ at::Tensor relight_cpu(const at::Tensor& source_in, const at::Tensor& target_in,
 // L*a*b* statistics transfer on the CPU: one pass for the weighted moments
 // of both images, one affine map, one conversion back.
 at::Tensor lab_transfer_cpu(const at::Tensor& source, const at::Tensor& target, const at::Tensor& region_in) {
-  at::Tensor lab_s = rgb_to_lab_cpu(source), lab_t = rgb_to_lab_cpu(target);
+  // The target is converted only where the region is (for its moments).
+  at::Tensor lab_s = rgb_to_lab_cpu(source), target_rgb = target.contiguous();
   at::Tensor region = region_in.clamp(0.f, 1.f).contiguous();
   const int64_t h = source.size(0), w = source.size(1);
   const float* ls = lab_s.data_ptr<float>();
-  const float* lt = lab_t.data_ptr<float>();
+  const float* tr = target_rgb.data_ptr<float>();
+  const SrgbTable& table = srgb_table();
   const float* r = region.data_ptr<float>();
   // Per row: weight, then sum and sum of squares of 3 channels, for both images.
   std::vector<double> rows(static_cast<size_t>(h * 13), 0.0);
@@ -237,8 +240,10 @@ at::Tensor lab_transfer_cpu(const at::Tensor& source, const at::Tensor& target, 
         const double wt = r[p];
         if (wt == 0.0) continue;
         acc[0] += wt;
+        float lt[3];
+        rgb_to_lab_pixel(tr + 3 * p, lt, table);
         for (int c = 0; c < 3; ++c) {
-          const double a = ls[3 * p + c], b = lt[3 * p + c];
+          const double a = ls[3 * p + c], b = lt[c];
           acc[1 + c] += wt * a;
           acc[4 + c] += wt * a * a;
           acc[7 + c] += wt * b;

@@ -17,6 +17,12 @@ at::Tensor gaussian_blur_nchw(const at::Tensor& input, float sigma);
 // every channel, no padding, stride 1.
 at::Tensor depthwise_conv(const at::Tensor& input, const at::Tensor& kernel);
 
+// skin_visibility_mask's model: occluder strength [H, W] inside
+// face_region from an L*a*b* image [H, W, 3] (before growing and
+// smoothing). The CPU version takes contiguous CPU tensors and a clamped region.
+at::Tensor skin_occlusion_cpu(const at::Tensor& lab, const at::Tensor& skin_sample, const at::Tensor& face_region);
+at::Tensor skin_occlusion_aten(const at::Tensor& lab, const at::Tensor& skin_sample, const at::Tensor& face_region);
+
 // sRGB 0..255 [H, W, 3] <-> CIE L*a*b* (D65) [H, W, 3]. On the CPU a fused
 // per-pixel loop; elsewhere ATen elementwise ops. `*_aten` are the ATen
 // versions on any device (the CPU loop is tested against them).

@@ -254,9 +254,121 @@ std::vector<float> distance_to_outside(const float* mask, int64_t h, int64_t w) 
   return f;
 }
 
+// The skin model: a Gaussian in L*a*b* fitted with Tukey-style reweighting
+// (weights (1 - d2 / cut)^2), so that occluders inside the sample (usually
+// the face area itself) do not widen it; a trimmed fit underestimates the
+// spread, hence the factor. Skin up to ~3.5 standard deviations, occluder
+// from ~5.5.
+constexpr int kSkinIterations = 4;
+constexpr float kSkinCut = 16.f;
+constexpr double kTrimmedSpread = 1.6;
+constexpr double kRegulariser[3] = {9.0, 1.0, 1.0};
+constexpr float kSkinFrom = 12.f, kOccluderFrom = 30.f;
+
 }  // namespace
 
 namespace detail {
+
+// The skin model with ATen ops (any device). Returns the occluder mask
+// [H, W] inside face_region (before growing and smoothing).
+at::Tensor skin_occlusion_aten(const at::Tensor& lab_image, const at::Tensor& skin_sample,
+                               const at::Tensor& face_region) {
+  const int64_t h = lab_image.size(0), w = lab_image.size(1);
+  at::Tensor lab = lab_image.reshape({h * w, 3});
+  at::Tensor sample = skin_sample.reshape({h * w, 1});
+  at::Tensor weight = sample.clone();
+  const at::Tensor regulariser =
+      at::tensor({float(kRegulariser[0]), float(kRegulariser[1]), float(kRegulariser[2])}, at::kFloat)
+          .to(lab.device())
+          .diag();
+  at::Tensor d2;
+  for (int iteration = 0; iteration < kSkinIterations; ++iteration) {
+    at::Tensor total = weight.sum().clamp_min(1e-6);
+    at::Tensor mean = (lab * weight).sum(0, true) / total;
+    at::Tensor centred = lab - mean;
+    at::Tensor cov = at::mm((centred * weight).t(), centred) / total + regulariser;
+    if (iteration > 0) cov = cov * float(kTrimmedSpread);
+    at::Tensor inv = at::inverse(cov);
+    d2 = (at::mm(centred, inv) * centred).sum(1, true);
+    weight = sample * (1.f - d2 / kSkinCut).clamp_min(0.f).square();
+  }
+  at::Tensor t = ((d2 - kSkinFrom) / (kOccluderFrom - kSkinFrom)).clamp(0.f, 1.f);
+  at::Tensor occluded = (t * t * (3.f - 2.f * t)).view({h, w}) * face_region.clamp(0.f, 1.f);
+  return occluded;
+}
+
+// The same model in CPU loops: per-row moments, a 3x3 inverse, one pass of
+// distances per iteration.
+at::Tensor skin_occlusion_cpu(const at::Tensor& lab_image, const at::Tensor& sample_mask, const at::Tensor& region) {
+  const int64_t h = lab_image.size(0), w = lab_image.size(1), n = h * w;
+  const float* lab = lab_image.data_ptr<float>();
+  const float* sample = sample_mask.data_ptr<float>();
+  const float* rg = region.data_ptr<float>();
+  std::vector<float> weight(sample, sample + n), d2(static_cast<size_t>(n), 0.f);
+  std::vector<double> rows(static_cast<size_t>(h * 10));
+  for (int iteration = 0; iteration < kSkinIterations; ++iteration) {
+    at::parallel_for(0, h, 16, [&](int64_t y0, int64_t y1) {
+      for (int64_t y = y0; y < y1; ++y) {
+        double acc[10] = {};
+        for (int64_t p = y * w; p < (y + 1) * w; ++p) {
+          const double wt = weight[p];
+          if (wt == 0.0) continue;
+          const double l = lab[3 * p], a = lab[3 * p + 1], b = lab[3 * p + 2];
+          acc[0] += wt;
+          acc[1] += wt * l;
+          acc[2] += wt * a;
+          acc[3] += wt * b;
+          acc[4] += wt * l * l;
+          acc[5] += wt * l * a;
+          acc[6] += wt * l * b;
+          acc[7] += wt * a * a;
+          acc[8] += wt * a * b;
+          acc[9] += wt * b * b;
+        }
+        std::copy(acc, acc + 10, rows.begin() + y * 10);
+      }
+    });
+    double m[10] = {};
+    for (int64_t y = 0; y < h; ++y) {
+      for (int k = 0; k < 10; ++k) m[k] += rows[y * 10 + k];
+    }
+    const double total = std::max(m[0], 1e-6);
+    const double mean[3] = {m[1] / total, m[2] / total, m[3] / total};
+    const double spread = iteration > 0 ? kTrimmedSpread : 1.0;
+    // Covariance (symmetric), regularised, scaled as the ATen version.
+    double c00 = (m[4] / total - mean[0] * mean[0] + kRegulariser[0]) * spread;
+    double c01 = (m[5] / total - mean[0] * mean[1]) * spread;
+    double c02 = (m[6] / total - mean[0] * mean[2]) * spread;
+    double c11 = (m[7] / total - mean[1] * mean[1] + kRegulariser[1]) * spread;
+    double c12 = (m[8] / total - mean[1] * mean[2]) * spread;
+    double c22 = (m[9] / total - mean[2] * mean[2] + kRegulariser[2]) * spread;
+    const double i00 = c11 * c22 - c12 * c12, i01 = c02 * c12 - c01 * c22, i02 = c01 * c12 - c02 * c11;
+    const double i11 = c00 * c22 - c02 * c02, i12 = c01 * c02 - c00 * c12, i22 = c00 * c11 - c01 * c01;
+    const double det = c00 * i00 + c01 * i01 + c02 * i02;
+    const float inv[6] = {float(i00 / det), float(i01 / det), float(i02 / det),
+                          float(i11 / det), float(i12 / det), float(i22 / det)};
+    const float mu[3] = {float(mean[0]), float(mean[1]), float(mean[2])};
+    at::parallel_for(0, n, 16384, [&](int64_t p0, int64_t p1) {
+      for (int64_t p = p0; p < p1; ++p) {
+        const float l = lab[3 * p] - mu[0], a = lab[3 * p + 1] - mu[1], b = lab[3 * p + 2] - mu[2];
+        const float d =
+            inv[0] * l * l + inv[3] * a * a + inv[5] * b * b + 2.f * (inv[1] * l * a + inv[2] * l * b + inv[4] * a * b);
+        d2[p] = d;
+        const float keep = std::max(0.f, 1.f - d / kSkinCut);
+        weight[p] = sample[p] * keep * keep;
+      }
+    });
+  }
+  at::Tensor occluded = at::empty({h, w}, at::kFloat);
+  float* o = occluded.data_ptr<float>();
+  at::parallel_for(0, n, 16384, [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) {
+      const float t = std::clamp((d2[p] - kSkinFrom) / (kOccluderFrom - kSkinFrom), 0.f, 1.f);
+      o[p] = t * t * (3.f - 2.f * t) * rg[p];
+    }
+  });
+  return occluded;
+}
 
 at::Tensor depthwise_conv(const at::Tensor& input, const at::Tensor& kernel) {
   const int64_t c = input.size(1);
@@ -341,29 +453,13 @@ at::Tensor skin_visibility_mask(const at::Tensor& image, const at::Tensor& face_
   }
   check_mask(face_region, "skin_visibility_mask (face_region)");
   check_mask(skin_sample, "skin_visibility_mask (skin_sample)");
-  const int64_t h = image.size(0), w = image.size(1);
-  at::Tensor lab = detail::rgb_to_lab(image).view({h * w, 3});
-  at::Tensor sample = skin_sample.reshape({h * w, 1});
-  // A Gaussian in L*a*b* fitted with Tukey-style reweighting, so that the
-  // occluders inside the sample (which is usually the face area itself) do
-  // not widen the model.
-  at::Tensor weight = sample.clone();
-  const at::Tensor regulariser = at::tensor({9.f, 1.f, 1.f}, lab.options().device(at::kCPU)).to(lab.device()).diag();
-  at::Tensor d2;
-  for (int iteration = 0; iteration < 4; ++iteration) {
-    at::Tensor total = weight.sum().clamp_min(1e-6);
-    at::Tensor mean = (lab * weight).sum(0, true) / total;
-    at::Tensor centred = lab - mean;
-    at::Tensor cov = at::mm((centred * weight).t(), centred) / total + regulariser;
-    if (iteration > 0) cov = cov * 1.6f;  // a trimmed fit underestimates the spread
-    at::Tensor inv = at::inverse(cov);
-    d2 = (at::mm(centred, inv) * centred).sum(1, true);
-    const float cut = 16.f;
-    weight = sample * (1.f - d2 / cut).clamp_min(0.f).square();
+  at::Tensor occluded;
+  if (image.device().is_cpu()) {
+    occluded = detail::skin_occlusion_cpu(detail::rgb_to_lab(image), skin_sample.contiguous(),
+                                          face_region.clamp(0.f, 1.f).contiguous());
+  } else {
+    occluded = detail::skin_occlusion_aten(detail::rgb_to_lab(image), skin_sample, face_region);
   }
-  // Skin up to ~3.5 standard deviations, occluder from ~5.5.
-  at::Tensor t = ((d2 - 12.f) / (30.f - 12.f)).clamp(0.f, 1.f);
-  at::Tensor occluded = (t * t * (3.f - 2.f * t)).view({h, w}) * face_region.clamp(0.f, 1.f);
   // Grow occluders a little (their fringes blend into the skin) and smooth.
   at::Tensor grown = blur_mask(occluded, 2.f);
   occluded = at::maximum(occluded, (grown * 2.f).clamp_max(1.f));
