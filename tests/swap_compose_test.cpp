@@ -321,7 +321,7 @@ TEST(SwapCompose, PoissonIsSeamlessAndKeepsTheBoundary) {
   EXPECT_LT(e_poisson, 0.5 * e_feather);
   // Solved, not just started: the discrete Poisson equation holds inside.
   at::Tensor u = detail::poisson_offset_cpu(fg - bg, alpha, 30);
-  EXPECT_LT(max_abs(poisson - bg, u), 0.5);  // what blend's 6 iterations reach
+  EXPECT_LT(max_abs(poisson - bg, u), 0.5);  // what blend's 5 iterations reach
   // With a hard mask, the classic seamless clone: fg's gradients inside.
   at::Tensor hard_alpha = (hard > 0.5f).to(at::kFloat);
   at::Tensor clone = blend(fg, bg, hard_alpha, BlendMode::poisson);
