@@ -144,6 +144,18 @@ std::pair<at::Tensor, at::Tensor> weighted_stats(const at::Tensor& x, const at::
 
 // Root-mean-square chroma of an sRGB image inside the weights (0 for grey).
 at::Tensor rgb_chroma(const at::Tensor& rgb_flat, const at::Tensor& w, const at::Tensor& total) {
+  if (rgb_flat.device().is_cpu()) {
+    at::Tensor rgb = rgb_flat.contiguous(), wc = w.contiguous();
+    const float* p = rgb.data_ptr<float>();
+    const float* wp = wc.data_ptr<float>();
+    double sum = 0;
+    for (int64_t i = 0; i < rgb.size(0); ++i) {
+      if (wp[i] == 0.f) continue;
+      const double r = p[3 * i], g = p[3 * i + 1], b = p[3 * i + 2];
+      sum += wp[i] * ((r - g) * (r - g) + (g - b) * (g - b) + (b - r) * (b - r));
+    }
+    return at::scalar_tensor(std::sqrt(sum / total.item<double>()), at::kFloat);
+  }
   at::Tensor r = rgb_flat.select(1, 0), g = rgb_flat.select(1, 1), b = rgb_flat.select(1, 2);
   at::Tensor c2 = (r - g).square() + (g - b).square() + (b - r).square();
   return ((c2 * w.squeeze(1)).sum() / total).sqrt();
@@ -179,10 +191,8 @@ at::Tensor relight(const at::Tensor& source, const at::Tensor& target, const at:
 
 // relight() on the CPU in two fused passes around the blur.
 at::Tensor relight_cpu(const at::Tensor& source_in, const at::Tensor& target_in, const at::Tensor& region_in) {
-  at::Tensor source = source_in.contiguous(), target = target_in.contiguous();
-  at::Tensor region = region_in.clamp(0.f, 1.f).contiguous();
+  at::Tensor source = source_in.contiguous(), target = target_in.contiguous(), region = region_in.contiguous();
   const int64_t h = source.size(0), w = source.size(1), n = h * w;
-  const float sigma = relight_sigma(region);
   const float* s = source.data_ptr<float>();
   const float* t = target.data_ptr<float>();
   const float* r = region.data_ptr<float>();
@@ -194,13 +204,15 @@ at::Tensor relight_cpu(const at::Tensor& source_in, const at::Tensor& target_in,
     for (int64_t p = p0; p < p1; ++p) {
       const float ys = luma[0] * table(s[3 * p]) + luma[1] * table(s[3 * p + 1]) + luma[2] * table(s[3 * p + 2]);
       const float yt = luma[0] * table(t[3 * p]) + luma[1] * table(t[3 * p + 1]) + luma[2] * table(t[3 * p + 2]);
-      pl[p] = ys * r[p];
-      pl[n + p] = yt * r[p];
-      pl[2 * n + p] = r[p];
+      const float weight = std::clamp(r[p], 0.f, 1.f);
+      pl[p] = ys * weight;
+      pl[n + p] = yt * weight;
+      pl[2 * n + p] = weight;
     }
   });
   at::Tensor sums = planes.sum({0, 2, 3});
   const float total = std::max(sums[2].item<float>(), 1e-6f);
+  const float sigma = std::max(4.f, 0.1f * std::sqrt(total));  // relight_sigma
   const float mean_s = sums[0].item<float>() / total, mean_t = sums[1].item<float>() / total;
   at::Tensor low = detail::gaussian_blur_nchw(planes, sigma).contiguous();
   const float* lo = low.data_ptr<float>();
@@ -223,8 +235,7 @@ at::Tensor relight_cpu(const at::Tensor& source_in, const at::Tensor& target_in,
 // of both images, one affine map, one conversion back.
 at::Tensor lab_transfer_cpu(const at::Tensor& source, const at::Tensor& target, const at::Tensor& region_in) {
   // The target is converted only where the region is (for its moments).
-  at::Tensor lab_s = rgb_to_lab_cpu(source), target_rgb = target.contiguous();
-  at::Tensor region = region_in.clamp(0.f, 1.f).contiguous();
+  at::Tensor lab_s = rgb_to_lab_cpu(source), target_rgb = target.contiguous(), region = region_in.contiguous();
   const int64_t h = source.size(0), w = source.size(1);
   const float* ls = lab_s.data_ptr<float>();
   const float* tr = target_rgb.data_ptr<float>();
@@ -237,7 +248,7 @@ at::Tensor lab_transfer_cpu(const at::Tensor& source, const at::Tensor& target, 
       double acc[13] = {};
       for (int64_t x = 0; x < w; ++x) {
         const int64_t p = y * w + x;
-        const double wt = r[p];
+        const double wt = std::clamp(r[p], 0.f, 1.f);
         if (wt == 0.0) continue;
         acc[0] += wt;
         float lt[3];
@@ -329,40 +340,40 @@ at::Tensor transfer_colour(const at::Tensor& source, const at::Tensor& target, c
   }
   if (mode == ColourTransfer::none) return source;
   const int64_t n = source.size(0) * source.size(1);
-  at::Tensor w = region.clamp(0.f, 1.f).reshape({n, 1});
-  at::Tensor total = w.sum().clamp_min(1e-6);
-
   const bool cpu = source.device().is_cpu();
+  const bool lab = mode == ColourTransfer::lab || mode == ColourTransfer::lab_relight;
   at::Tensor result = source;
   if (mode == ColourTransfer::relight || mode == ColourTransfer::lab_relight) {
     result = cpu ? relight_cpu(source, target, region) : relight(source, target, region);
   }
-  if (cpu && (mode == ColourTransfer::lab || mode == ColourTransfer::lab_relight)) {
-    result = lab_transfer_cpu(result, target, region);
-  } else if (mode == ColourTransfer::lab || mode == ColourTransfer::lab_relight) {
+  if (lab && cpu) {
+    // The CPU loops keep values in 0..255: no clamping pass.
+    return lab_transfer_cpu(result, target, region);
+  }
+  at::Tensor w = region.clamp(0.f, 1.f).reshape({n, 1});
+  at::Tensor total = w.sum().clamp_min(1e-6);
+  if (lab) {
     at::Tensor lab_s = detail::rgb_to_lab(result).view({n, 3});
     at::Tensor lab_t = detail::rgb_to_lab(target).view({n, 3});
     auto [mean_s, std_s] = weighted_stats(lab_s, w, total);
     auto [mean_t, std_t] = weighted_stats(lab_t, w, total);
     at::Tensor scale = (std_t / std_s.clamp_min(1e-3)).clamp_max(5.f);
     at::Tensor shift = mean_t - mean_s * scale;
-    result = detail::lab_to_rgb(at::addcmul(shift, lab_s, scale).view(source.sizes()));
-  } else {
-    // Relighting alone keeps the source's colours, except on a target
-    // without colour (greyscale photo): then its chroma goes as well.
-    at::Tensor c_t = rgb_chroma(target.reshape({n, 3}), w, total);
-    const float chroma_t = c_t.item<float>();
-    if (chroma_t < 12.f) {
-      const float chroma_s = rgb_chroma(result.reshape({n, 3}), w, total).item<float>();
-      const float k = std::clamp((chroma_t - 6.f) / 6.f, 0.f, 1.f);
-      const float keep = k * k * (3.f - 2.f * k);
-      const float scale = keep + (1.f - keep) * std::min(1.f, chroma_t / std::max(chroma_s, 1e-3f));
-      at::Tensor lab = detail::rgb_to_lab(result);
-      at::Tensor factors = at::tensor({1.f, scale, scale}, at::kFloat).to(lab.device());
-      result = detail::lab_to_rgb(lab * factors);
-    }
+    return detail::lab_to_rgb(at::addcmul(shift, lab_s, scale).view(source.sizes())).clamp(0.f, 255.f).contiguous();
   }
-  return result.clamp(0.f, 255.f).contiguous();
+  // Relighting alone keeps the source's colours, except on a target without
+  // colour (greyscale photo): then its chroma goes as well.
+  const float chroma_t = rgb_chroma(target.reshape({n, 3}), w, total).item<float>();
+  if (chroma_t < 12.f) {
+    const float chroma_s = rgb_chroma(result.reshape({n, 3}), w, total).item<float>();
+    const float k = std::clamp((chroma_t - 6.f) / 6.f, 0.f, 1.f);
+    const float keep = k * k * (3.f - 2.f * k);
+    const float scale = keep + (1.f - keep) * std::min(1.f, chroma_t / std::max(chroma_s, 1e-3f));
+    at::Tensor lab_image = detail::rgb_to_lab(result);
+    at::Tensor factors = at::tensor({1.f, scale, scale}, at::kFloat).to(lab_image.device());
+    result = detail::lab_to_rgb(lab_image * factors);
+  }
+  return cpu ? result : result.clamp(0.f, 255.f).contiguous();
 }
 
 }  // namespace visage::swap

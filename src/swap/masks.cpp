@@ -391,9 +391,9 @@ at::Tensor gaussian_blur_nchw(const at::Tensor& input, float sigma) {
   // The box adds a variance of f^2/12, the bilinear interpolation f^2/6.
   const float rest = std::sqrt(std::max(0.25f, sigma * sigma - float(f * f) / 4.f)) / float(f);
   low = separable_blur(low, rest);
-  at::Tensor up = at::upsample_bilinear2d(low, {hp, wp}, false);
-  if (hp != h || wp != w) up = up.narrow(2, 0, h).narrow(3, 0, w);
-  return up.contiguous();
+  // Explicit scale factors keep the padded grid's sample positions while
+  // writing only the H x W pixels (no crop copy).
+  return at::upsample_bilinear2d(low, {h, w}, false, static_cast<double>(f), static_cast<double>(f));
 }
 
 }  // namespace detail
