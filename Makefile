@@ -31,18 +31,21 @@ format:
 test: build check-format
 	cd $(BUILD_DIR) && VISAGE_REQUIRE_NPM=1 ctest --output-on-failure -j$(JOBS)
 
-# The main job on built-in defaults. Until face swapping exists: the runtime
-# benchmark on the bundled models, written to $(OUT_DIR)/.
-# Until face swapping lands (issue #4) the main job is face analysis of the
-# bundled sample photos: a table on screen, JSON and debug images in out/.
-DEMO_PHOTOS := /usr/share/matplotlib/mpl-data/sample_data/grace_hopper.jpg \
-	third_party/npm/node_modules/@vladmandic/face-api/demo/sample1.jpg \
-	third_party/npm/node_modules/@vladmandic/face-api/demo/sample5.jpg
+# The main job on built-in defaults: face swap of bundled photos. The source
+# is scikit-image's astronaut portrait (Debian python3-skimage); the targets
+# are Debian's matplotlib portrait and a face-api group photo (every face
+# swapped). Results and a JSON summary go to $(OUT_DIR)/swap/; face analysis
+# of the same photos (debug drawings) to $(OUT_DIR)/analyse/.
+NPM_DIR := third_party/npm/node_modules
+DEMO_SOURCE := third_party/debian/skimage/astronaut.png
+DEMO_TARGETS := /usr/share/matplotlib/mpl-data/sample_data/grace_hopper.jpg \
+	$(NPM_DIR)/@vladmandic/face-api/demo/sample1.jpg
 demo: build
-	mkdir -p $(OUT_DIR)/analyse
-	./$(BUILD_DIR)/visage analyse $(DEMO_PHOTOS) --debug-out $(OUT_DIR)/analyse
-	./$(BUILD_DIR)/visage analyse $(DEMO_PHOTOS) --json > $(OUT_DIR)/analyse.json.tmp && mv $(OUT_DIR)/analyse.json.tmp $(OUT_DIR)/analyse.json
-	@echo "demo: faces drawn in $(OUT_DIR)/analyse/*.debug.png, details in $(OUT_DIR)/analyse.json"
+	mkdir -p $(OUT_DIR)/swap $(OUT_DIR)/analyse
+	./$(BUILD_DIR)/visage swap -s $(DEMO_SOURCE) $(addprefix -t ,$(DEMO_TARGETS)) -o $(OUT_DIR)/swap --json \
+		> $(OUT_DIR)/swap/summary.json.tmp && mv $(OUT_DIR)/swap/summary.json.tmp $(OUT_DIR)/swap/summary.json
+	./$(BUILD_DIR)/visage analyse $(DEMO_SOURCE) $(DEMO_TARGETS) --debug-out $(OUT_DIR)/analyse
+	@echo "demo: swapped images in $(OUT_DIR)/swap/ (summary.json), face analysis drawings in $(OUT_DIR)/analyse/"
 
 # Regenerates tests/goldens/ with the reference runtimes (needs `make deps`).
 goldens: deps

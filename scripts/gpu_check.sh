@@ -22,7 +22,7 @@ cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DVISAGE_CUDA=ON -DVISAGE_WER
   || { tail -40 "$out/configure.log"; exit 1; }
 cmake --build build-gpu -j"$(nproc)" -- -k > "$out/build.log" 2>&1 || { grep -E "error" "$out/build.log" | sort -u | head -40; exit 1; }
 echo "build: $(( $(date +%s) - start )) s" | tee -a "$out/versions.txt"
-export VISAGE_NPM_DIR=$PWD/.gpu/npm
+export VISAGE_NPM_DIR=$PWD/.gpu/third_party/npm/node_modules
 # The tests read Debian's matplotlib sample portrait from its Debian path.
 sample_data=/usr/share/matplotlib/mpl-data/sample_data
 if [ ! -f $sample_data/grace_hopper.jpg ] && [ -f .gpu/grace_hopper.jpg ]; then
@@ -43,3 +43,9 @@ if [ -z "${VISAGE_SKIP_RUNTIME_BENCH:-}" ]; then
 fi
 build-gpu/visage bench analyse --device all --threads "${VISAGE_BENCH_THREADS:-2}" --json "$out/bench_analyse_gpu.json" \
   2>&1 | tee "$out/bench_analyse.log"
+if [ -z "${VISAGE_SKIP_SWAP_BENCH:-}" ]; then
+  for args in "--device cuda" "--device cuda --fp16" "--device cpu --threads ${VISAGE_BENCH_THREADS:-2}"; do
+    tag=$(echo "$args" | tr -d ' -' )
+    build-gpu/visage bench swap $args --json "$out/bench_swap_$tag.json" 2>&1 | tee -a "$out/bench_swap.log"
+  done
+fi

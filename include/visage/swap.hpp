@@ -45,18 +45,17 @@ struct FaceMaskOptions {
   std::array<float, 4> padding = {0, 0, 0, 0};
   // Regions that are swapped; leaving one out keeps the target's own (e.g.
   // omit the eyes to keep the target's gaze). Default: all of them.
-  std::vector<FaceMaskRegion> regions = {FaceMaskRegion::skin,      FaceMaskRegion::left_eyebrow,
-                                         FaceMaskRegion::right_eyebrow, FaceMaskRegion::left_eye,
-                                         FaceMaskRegion::right_eye, FaceMaskRegion::nose,
-                                         FaceMaskRegion::mouth,     FaceMaskRegion::upper_lip,
-                                         FaceMaskRegion::lower_lip};
+  std::vector<FaceMaskRegion> regions = {
+      FaceMaskRegion::skin,     FaceMaskRegion::left_eyebrow, FaceMaskRegion::right_eyebrow,
+      FaceMaskRegion::left_eye, FaceMaskRegion::right_eye,    FaceMaskRegion::nose,
+      FaceMaskRegion::mouth,    FaceMaskRegion::upper_lip,    FaceMaskRegion::lower_lip};
 };
 
 enum class ColourTransfer {
   none,
-  lab,          // mean and spread of L*, a*, b* matched inside the face
+  lab,          // mean and spread of L*, a*, b* matched inside the face (default)
   relight,      // low-frequency shading of the target carried onto the source
-  lab_relight,  // both (default)
+  lab_relight,  // both (relighting also carries some of the target's relief: less source identity)
 };
 
 enum class BlendMode {
@@ -71,7 +70,7 @@ struct SwapOptions {
   float shape_weight = 1.0f;
   bool keep_mouth_interior = true;  // teeth and tongue stay the target's
   FaceMaskOptions mask;
-  ColourTransfer colour = ColourTransfer::lab_relight;
+  ColourTransfer colour = ColourTransfer::lab;
   BlendMode blend = BlendMode::multiband;
   FaceEnhancerOptions enhancer;
   FaceAnalyserOptions analyser;  // detector, landmarker (mesh_attention by default), device

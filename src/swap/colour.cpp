@@ -16,6 +16,15 @@
 namespace visage::swap {
 namespace {
 
+// Limits on the Lab spread ratio target/source per channel (L*, a*, b*).
+// Lightness contrast moves within +-35%: beyond that a dark-skinned source on
+// a pale target (or the reverse) turns into a high-contrast mask. Chroma may
+// shrink to nothing (a greyscale target) but grows at most 30%: the target's
+// region often holds non-skin (glasses, stubble) whose spread would otherwise
+// paint blue or red streaks.
+constexpr double kMinSpread[3] = {0.65, 0.0, 0.0};
+constexpr double kMaxSpread[3] = {1.35, 1.3, 1.3};
+
 // sRGB primaries, D65 white (IEC 61966-2-1), rows X, Y, Z.
 constexpr float kRgbToXyz[3][3] = {
     {0.4124564f, 0.3575761f, 0.1804375f}, {0.2126729f, 0.7151522f, 0.0721750f}, {0.0193339f, 0.1191920f, 0.9503041f}};
@@ -163,7 +172,8 @@ at::Tensor rgb_chroma(const at::Tensor& rgb_flat, const at::Tensor& w, const at:
 
 float relight_sigma(const at::Tensor& region) {
   const double area = region.sum().item<double>();
-  return static_cast<float>(std::max(4.0, 0.1 * std::sqrt(area)));
+  // Wide enough to carry the light (direction, falloff), not the target's facial relief.
+  return static_cast<float>(std::max(4.0, 0.3 * std::sqrt(area)));
 }
 
 // Carries the target's low-frequency luminance onto the source: linear RGB
@@ -274,7 +284,7 @@ at::Tensor lab_transfer_cpu(const at::Tensor& source, const at::Tensor& target, 
     const double mean_s = sum[1 + c] / total, mean_t = sum[7 + c] / total;
     const double std_s = std::sqrt(std::max(0.0, sum[4 + c] / total - mean_s * mean_s));
     const double std_t = std::sqrt(std::max(0.0, sum[10 + c] / total - mean_t * mean_t));
-    const double k = std::min(5.0, std_t / std::max(std_s, 1e-3));
+    const double k = std::clamp(std_t / std::max(std_s, 1e-3), kMinSpread[c], kMaxSpread[c]);
     scale[c] = static_cast<float>(k);
     shift[c] = static_cast<float>(mean_t - mean_s * k);
   }
@@ -357,7 +367,10 @@ at::Tensor transfer_colour(const at::Tensor& source, const at::Tensor& target, c
     at::Tensor lab_t = detail::rgb_to_lab(target).view({n, 3});
     auto [mean_s, std_s] = weighted_stats(lab_s, w, total);
     auto [mean_t, std_t] = weighted_stats(lab_t, w, total);
-    at::Tensor scale = (std_t / std_s.clamp_min(1e-3)).clamp_max(5.f);
+    at::Tensor low = at::tensor(std::vector<float>{float(kMinSpread[0]), float(kMinSpread[1]), float(kMinSpread[2])});
+    at::Tensor high = at::tensor(std::vector<float>{float(kMaxSpread[0]), float(kMaxSpread[1]), float(kMaxSpread[2])});
+    at::Tensor scale =
+        at::maximum(at::minimum(std_t / std_s.clamp_min(1e-3), high.to(std_t.device())), low.to(std_t.device()));
     at::Tensor shift = mean_t - mean_s * scale;
     return detail::lab_to_rgb(at::addcmul(shift, lab_s, scale).view(source.sizes())).clamp(0.f, 255.f).contiguous();
   }

@@ -120,6 +120,10 @@ at::Tensor fit_shape(const at::Tensor& shape, std::span<const Point3> target) {
 // Polygons of the face's parts from the 68 points, in ROI pixels.
 struct FaceParts {
   Polygon hull, left_eye, right_eye, left_brow, right_brow, nose, upper_lip, lower_lip, mouth;
+  // Below the eyes and above the jaw, inset from the outline: skin on nearly
+  // every face (hair, hats and hands seldom reach it), where the skin colour
+  // model is fitted.
+  Polygon cheeks;
 };
 
 Polygon points_of(const std::vector<Point2>& p68, std::initializer_list<int> ids) {
@@ -145,14 +149,19 @@ FaceParts face_parts(std::span<const Point3> mesh) {
   std::vector<Point2> p68 = face::mesh_landmarks_68(m);
   FaceParts parts;
   parts.hull = face::convex_hull(flat(m));
-  parts.left_eye = points_of(p68, {36, 37, 38, 39, 40, 41});
-  parts.right_eye = points_of(p68, {42, 43, 44, 45, 46, 47});
+  // The fitted 68 points of an eye can cross over (a lid point beyond a
+  // corner); their hull is always a proper outline.
+  parts.left_eye = face::convex_hull(points_of(p68, {36, 37, 38, 39, 40, 41}));
+  parts.right_eye = face::convex_hull(points_of(p68, {42, 43, 44, 45, 46, 47}));
   parts.left_brow = brow_band(p68, 17, 36);
   parts.right_brow = brow_band(p68, 22, 42);
   parts.nose = face::convex_hull(points_of(p68, {27, 31, 32, 33, 34, 35, 28, 29, 30}));
   parts.upper_lip = points_of(p68, {48, 49, 50, 51, 52, 53, 54, 64, 63, 62, 61, 60});
   parts.lower_lip = points_of(p68, {48, 60, 67, 66, 65, 64, 54, 55, 56, 57, 58, 59});
-  parts.mouth = points_of(p68, {60, 61, 62, 63, 64, 65, 66, 67});
+  parts.mouth = face::convex_hull(points_of(p68, {60, 61, 62, 63, 64, 65, 66, 67}));
+  auto towards = [](Point2 a, Point2 b, float t) { return Point2{a.x + (b.x - a.x) * t, a.y + (b.y - a.y) * t}; };
+  parts.cheeks = {towards(p68[36], p68[30], 0.1f), towards(p68[45], p68[30], 0.1f), towards(p68[13], p68[33], 0.25f),
+                  towards(p68[3], p68[33], 0.25f)};
   return parts;
 }
 
@@ -206,16 +215,49 @@ at::Tensor warp_outline(const at::Tensor& roi_nchw, std::span<const Point3> from
   at::Device dev = roi_nchw.device();
   at::Tensor c = at::from_blob(control.data(), {n, 2}, at::kFloat).to(dev);
   at::Tensor d = at::from_blob(shift.data(), {n, 2}, at::kFloat).to(dev);
+  // The field is smooth (sigma of many pixels): evaluate it on a grid of
+  // step x step cells and interpolate bilinearly.
+  const int64_t step = 8, gh = (h + step - 1) / step, gw = (w + step - 1) / step;
+  auto centres = [&](int64_t n) {
+    return at::arange(n, at::TensorOptions().dtype(at::kFloat).device(dev)).add_(0.5f).mul_(static_cast<float>(step));
+  };
+  auto coarse_grid = at::meshgrid({centres(gh), centres(gw)}, "ij");
+  at::Tensor q = at::stack({coarse_grid[1], coarse_grid[0]}, 2).view({gh * gw, 2});
+  const float sigma = 0.08f * face_size;
+  at::Tensor g = at::cdist(q, c).pow_(2).mul_(-0.5f / (sigma * sigma)).exp_();  // [gh*gw, n]
+  // The constant in the denominator makes the field fade out beyond ~2 sigma.
+  at::Tensor coarse = (g.mm(d) / (g.sum(1, true) + std::exp(-2.f))).view({1, gh, gw, 2}).permute({0, 3, 1, 2});
+  at::Tensor field = at::upsample_bilinear2d(coarse, {gh * step, gw * step}, false)
+                         .narrow(2, 0, h)
+                         .narrow(3, 0, w)
+                         .permute({0, 2, 3, 1})
+                         .reshape({h * w, 2});
   at::Tensor ys = at::arange(h, at::TensorOptions().dtype(at::kFloat).device(dev)).add_(0.5f);
   at::Tensor xs = at::arange(w, at::TensorOptions().dtype(at::kFloat).device(dev)).add_(0.5f);
   auto mesh_grid = at::meshgrid({ys, xs}, "ij");
   at::Tensor p = at::stack({mesh_grid[1], mesh_grid[0]}, 2).view({h * w, 2});
-  const float sigma = 0.08f * face_size;
-  at::Tensor g = at::cdist(p, c).pow_(2).mul_(-0.5f / (sigma * sigma)).exp_();  // [h*w, n]
-  // The constant in the denominator makes the field fade out beyond ~2 sigma.
-  at::Tensor field = g.mm(d) / (g.sum(1, true) + std::exp(-2.f));
   at::Tensor src = (p - field).view({h, w, 2});
   return at::grid_sampler(roi_nchw, sampling_grid(src, static_cast<int>(w), static_cast<int>(h)), 0, 1, false);
+}
+
+// 1 below the brows, fading to 0 towards the top of the mesh: the upper
+// forehead stays the target's. Sources often have hair there (fringes,
+// hairlines at different heights) that no skin model separates reliably
+// from skin, and the target's hairline is what makes the head look intact.
+at::Tensor forehead_ramp(std::span<const Point3> mesh, int h, int w, at::Device device) {
+  constexpr int forehead_top = 10;
+  std::vector<Point3> m(mesh.begin(), mesh.begin() + mesh_vertices);
+  std::vector<Point2> p68 = face::mesh_landmarks_68(m);
+  Point2 brows{0, 0};
+  for (int i = 17; i <= 26; ++i) brows.x += p68[i].x / 10, brows.y += p68[i].y / 10;
+  Point2 top{mesh[forehead_top].x, mesh[forehead_top].y};
+  float dx = brows.x - top.x, dy = brows.y - top.y, len2 = std::max(1e-3f, dx * dx + dy * dy);
+  auto opts = at::TensorOptions().dtype(at::kFloat).device(device);
+  at::Tensor ys = at::arange(h, opts).add_(0.5f - top.y).view({h, 1});
+  at::Tensor xs = at::arange(w, opts).add_(0.5f - top.x).view({1, w});
+  at::Tensor t = (xs * (dx / len2) + ys * (dy / len2) - 0.3f) / 0.4f;  // 0 at 30%, 1 at 70% of the way down
+  t = t.clamp(0.f, 1.f);
+  return t * t * (3.f - 2.f * t);
 }
 
 }  // namespace
@@ -288,7 +330,8 @@ SourceFace FaceSwapper::prepare_source(const std::vector<at::Tensor>& images) co
     at::Tensor features = fill_polygons(
         th, tw, {parts.left_eye, parts.right_eye, parts.left_brow, parts.right_brow, parts.upper_lip, parts.lower_lip},
         device);
-    at::Tensor skin_sample = at::clamp_min(hull - blur_mask(features, 0.04f * tw) * 4.f, 0.f);
+    at::Tensor skin_sample =
+        at::clamp_min(fill_polygons(th, tw, {parts.cheeks}, device) - blur_mask(features, 0.04f * tw) * 4.f, 0.f);
     at::Tensor usable = at::maximum(skin_visibility_mask(image, hull, skin_sample), features);
     data->texture =
         at::cat({image.permute({2, 0, 1}), usable.unsqueeze(0), depth.unsqueeze(0)}, 0).unsqueeze(0).contiguous();
@@ -354,12 +397,19 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
     at::Tensor bg_hwc = background.squeeze(0).permute({1, 2, 0}).contiguous();
 
     // 3. Texture from the source, direct or mirrored, whichever is usable.
-    Correspondence corr = mesh_correspondence(new_local, src.mesh, topo.mirror, topo.triangles, roi.height, roi.width);
+    // Only the mesh's bounding box needs the lookup.
+    Box mesh_box = face::bounding_box(flat(new_local));
+    const int sx0 = std::clamp(static_cast<int>(std::floor(mesh_box.x)) - 1, 0, roi.width - 1);
+    const int sy0 = std::clamp(static_cast<int>(std::floor(mesh_box.y)) - 1, 0, roi.height - 1);
+    const int sw = std::clamp(static_cast<int>(std::ceil(mesh_box.x + mesh_box.width)) + 1, sx0 + 1, roi.width) - sx0;
+    const int sh = std::clamp(static_cast<int>(std::ceil(mesh_box.y + mesh_box.height)) + 1, sy0 + 1, roi.height) - sy0;
+    Correspondence corr =
+        mesh_correspondence(shifted(new_local, -sx0, -sy0), src.mesh, topo.mirror, topo.triangles, sh, sw);
     const int tex_w = static_cast<int>(src.texture.size(3)), tex_h = static_cast<int>(src.texture.size(2));
     auto sample = [&](const at::Tensor& positions) {
       at::Tensor p = positions.to(device);
       at::Tensor s = at::grid_sampler(src.texture, sampling_grid(p, tex_w, tex_h), 0, 1, false);
-      s = s.squeeze(0).permute({1, 2, 0});  // [H, W, 5]
+      s = s.squeeze(0).permute({1, 2, 0}).contiguous();  // [H, W, 5]
       // usable x (the point is the nearest surface there: not hidden behind the nose or turned away)
       at::Tensor hidden = (p.select(2, 2) - s.select(2, 4)) / src.depth_tolerance;
       at::Tensor ok = s.select(2, 3) * (1.f - hidden).clamp(0.f, 1.f);
@@ -370,11 +420,17 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
     at::Tensor w_direct = direct_ok;
     at::Tensor w_mirror = mirror_ok * (1.f - direct_ok);
     at::Tensor w_sum = w_direct + w_mirror;
-    at::Tensor covered = corr.covered.to(device);
+    at::Tensor covered_sub = corr.covered.to(device);
     at::Tensor texture =
         (direct_rgb * w_direct.unsqueeze(2) + mirror_rgb * w_mirror.unsqueeze(2)) / w_sum.clamp_min(1e-3f).unsqueeze(2);
-    at::Tensor own = (w_sum.clamp(0.f, 1.f) * covered).unsqueeze(2);
-    at::Tensor layer = texture * own + bg_hwc * (1.f - own);
+    at::Tensor own_sub = (w_sum.clamp(0.f, 1.f) * covered_sub).unsqueeze(2);
+    auto sub = [&](const at::Tensor& t) { return t.narrow(0, sy0, sh).narrow(1, sx0, sw); };
+    at::Tensor layer = bg_hwc.clone();
+    sub(layer).copy_(texture * own_sub + sub(bg_hwc) * (1.f - own_sub));
+    at::Tensor own = at::zeros({roi.height, roi.width, 1}, bg_hwc.options());
+    sub(own).copy_(own_sub);
+    at::Tensor covered = at::zeros({roi.height, roi.width}, bg_hwc.options());
+    sub(covered).copy_(covered_sub);
 
     // 4. Masks, colour, blend.
     FaceParts parts = face_parts(new_local);
@@ -411,14 +467,15 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
       Polygon box{{bx0, by0}, {bx1, by0}, {bx1, by1}, {bx0, by1}};
       mask = at::minimum(mask, fill_polygons(h, w, {box}, device));
     }
-    mask = at::minimum(mask, covered);
+    mask = at::minimum(mask, covered) * forehead_ramp(new_local, h, w, device);
     at::Tensor feathered = feather_mask(mask, std::max(1.f, options.mask.blur * 0.25f * face_size));
     if (options.mask.occlusion) {
       at::Tensor features_mask = fill_polygons(h, w,
                                                {parts.left_eye, parts.right_eye, parts.left_brow, parts.right_brow,
                                                 parts.upper_lip, parts.lower_lip, parts.mouth},
                                                device);
-      at::Tensor skin_sample = at::clamp_min(hull - blur_mask(features_mask, 0.04f * face_size) * 4.f, 0.f);
+      at::Tensor skin_sample = at::clamp_min(
+          fill_polygons(h, w, {parts.cheeks}, device) - blur_mask(features_mask, 0.04f * face_size) * 4.f, 0.f);
       at::Tensor visible = at::maximum(skin_visibility_mask(bg_hwc, hull, skin_sample), features_mask);
       feathered = feathered * visible;
     }

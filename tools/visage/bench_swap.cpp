@@ -74,6 +74,8 @@ int bench_swap_quality(Args& args) {
   auto sheet_path = args.value("--sheet");
   auto json_path = args.value("--json");
   int tile = args.int_or("--tile", 160);
+  // Pairs of the same person (closer than this) are skipped: a swap needs two people.
+  float min_distance = parse_float(args.value_or("--min-distance", "0.6"), "--min-distance");
   SwapOptions tuned;
   if (auto v = args.value("--face-swapper-weight")) tuned.shape_weight = parse_float(*v, "--face-swapper-weight");
   if (auto v = args.value("--blend")) tuned.blend = parse_blend_mode(*v);
@@ -95,6 +97,7 @@ int bench_swap_quality(Args& args) {
   double sum_plain = 0, sum_tuned = 0;
   int pairs = 0, tuned_closer = 0, plain_closer = 0;
   float worst_nme = 0;
+  double sum_nme = 0;
   std::cout << std::left << std::setw(28) << "source" << std::setw(28) << "target"
             << " d(src,tgt)  plain:d_src d_tgt  tuned:d_src d_tgt   nme\n";
   for (const auto& s : sources) {
@@ -109,6 +112,8 @@ int bench_swap_quality(Args& args) {
       auto tgt_faces = judge.analyse(tgt_img.rgb);
       const Face* tgt_face = largest_face(tgt_faces);
       if (!tgt_face) throw Error(ErrorKind::bad_input, t + ": no face");
+      float base = face_distance(src_face->embedding, tgt_face->embedding);
+      if (base < min_distance) continue;
       FaceSelector one;
       one.mode = FaceSelectorMode::one;
       one.order = FaceOrder::large_small;
@@ -125,10 +130,10 @@ int bench_swap_quality(Args& args) {
       float ps, pt, pn, ts, tt, tn;
       judge_output(out_plain, ps, pt, pn);
       judge_output(out_tuned, ts, tt, tn);
-      float base = face_distance(src_face->embedding, tgt_face->embedding);
       sum_plain += ps, sum_tuned += ts, ++pairs;
       tuned_closer += ts < tt, plain_closer += ps < pt;
       worst_nme = std::max(worst_nme, tn);
+      sum_nme += tn;
       std::filesystem::path sp(s), tp(t);
       std::cout << std::left << std::setw(28) << sp.filename().string() << std::setw(28) << tp.filename().string()
                 << std::right << std::fixed << std::setprecision(3) << std::setw(10) << base << std::setw(12) << ps
@@ -160,6 +165,7 @@ int bench_swap_quality(Args& args) {
     nlohmann::json j = {{"pairs", rows},
                         {"mean_to_source", {{"plain", mean_plain}, {"tuned", mean_tuned}}},
                         {"closer_to_source", {{"plain", plain_closer}, {"tuned", tuned_closer}}},
+                        {"mean_tuned_nme", sum_nme / pairs},
                         {"worst_tuned_nme", worst_nme}};
     std::string text = j.dump(2);
     write_file_atomically(*json_path, std::span(reinterpret_cast<const uint8_t*>(text.data()), text.size()));

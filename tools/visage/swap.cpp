@@ -37,7 +37,7 @@ options:
   --face-mask-regions LIST       regions swapped: skin,left-eyebrow,right-eyebrow,left-eye,
                                  right-eye,nose,mouth,upper-lip,lower-lip (default all)
   --swap-mouth-interior          also swap teeth and tongue (default: the target's stay)
-  --colour MODE                  none, lab, relight, lab-relight (default)
+  --colour MODE                  none, lab (default), relight, lab-relight
   --blend MODE                   feather, poisson, multiband (default)
   --face-selector-mode MODE      many (default), one, reference
   --face-selector-order ORDER    left-right, right-left, top-bottom, bottom-top, small-large,
