@@ -172,8 +172,7 @@ at::Tensor rgb_chroma(const at::Tensor& rgb_flat, const at::Tensor& w, const at:
 
 float relight_sigma(const at::Tensor& region) {
   const double area = region.sum().item<double>();
-  // Wide enough to carry the light (direction, falloff), not the target's facial relief.
-  return static_cast<float>(std::max(4.0, 0.3 * std::sqrt(area)));
+  return static_cast<float>(std::max(4.0, 0.1 * std::sqrt(area)));
 }
 
 // Carries the target's low-frequency luminance onto the source: linear RGB
