@@ -198,6 +198,25 @@ TEST_F(Swap, SeveralSourcePhotosMakeOneIdentity) {
   EXPECT_LT(face_distance(one.embedding, two.embedding), 0.2f);
 }
 
+TEST_F(Swap, FaceEnhancerWorksOnlyOnTheSwappedFace) {
+  SwapOptions options;
+  options.enhancer = {.enabled = true, .model = "esrgan-slim-x2", .weight = 1.f};
+  FaceSwapper enhancing(options);
+  SourceFace source = swapper->prepare_source({astronaut});
+  at::Tensor plain = swapper->swap(hopper, source);
+  at::Tensor enhanced = enhancing.swap(hopper, enhancing.prepare_source({astronaut}));
+  ASSERT_EQ(enhancing.faces_swapped(), 1u);
+  auto box = changed_box(enhanced, plain);
+  ASSERT_GE(box[0], 0) << "the enhancer changed nothing";
+  const Face* t = largest(swapper->analyser().analyse(hopper));
+  ASSERT_TRUE(t);
+  float margin = 0.35f * std::max(t->box.width, t->box.height);
+  EXPECT_GE(box[0], t->box.x - margin);
+  EXPECT_GE(box[1], t->box.y - margin);
+  EXPECT_LE(box[2], t->box.x + t->box.width + margin);
+  EXPECT_LE(box[3], t->box.y + t->box.height + margin);
+}
+
 TEST_F(Swap, CudaMatchesCpu) {
   if (!cuda_available()) GTEST_SKIP() << "no CUDA device (or a CPU-only build)";
   SwapOptions options;

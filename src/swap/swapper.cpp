@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <optional>
 
 #include "face/geometry.hpp"
 #include "face/mesh.hpp"
@@ -23,6 +24,7 @@
 #include "swap/compose.hpp"
 #include "swap/mesh_raster.hpp"
 #include "swap/mesh_topology.hpp"
+#include "visage/enhance.hpp"
 #include "visage/swap.hpp"
 
 namespace visage {
@@ -39,8 +41,10 @@ struct SourceFace::Data {
 struct FaceSwapper::Impl {
   SwapOptions options;
   FaceAnalyser analyser;
+  std::optional<FaceEnhancer> enhancer;  // when options.enhancer.enabled
   size_t swapped = 0;
-  Impl(SwapOptions o, FaceAnalyser a) : options(std::move(o)), analyser(std::move(a)) {}
+  Impl(SwapOptions o, FaceAnalyser a, std::optional<FaceEnhancer> e)
+      : options(std::move(o)), analyser(std::move(a)), enhancer(std::move(e)) {}
 };
 
 namespace {
@@ -269,14 +273,18 @@ FaceSwapper::FaceSwapper(const SwapOptions& options) {
   if (o.analyser.landmarker == FaceLandmarkerModel::none)
     throw Error(ErrorKind::bad_input, "the mesh swapper needs a face landmarker (mesh or mesh_attention)");
   o.analyser.embeddings = true;
-  impl_ = std::make_unique<Impl>(o, FaceAnalyser(o.analyser));
+  std::optional<FaceEnhancer> enhancer;
+  if (o.enhancer.enabled) enhancer.emplace(o.enhancer, o.analyser.runtime);
+  impl_ = std::make_unique<Impl>(o, FaceAnalyser(o.analyser), std::move(enhancer));
 }
 FaceSwapper::FaceSwapper(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 FaceSwapper::~FaceSwapper() = default;
 FaceSwapper::FaceSwapper(FaceSwapper&&) noexcept = default;
 FaceSwapper& FaceSwapper::operator=(FaceSwapper&&) noexcept = default;
 FaceSwapper FaceSwapper::clone() const {
-  return FaceSwapper(std::make_unique<Impl>(impl_->options, impl_->analyser.clone()));
+  std::optional<FaceEnhancer> enhancer;
+  if (impl_->enhancer) enhancer.emplace(impl_->enhancer->clone());
+  return FaceSwapper(std::make_unique<Impl>(impl_->options, impl_->analyser.clone(), std::move(enhancer)));
 }
 const SwapOptions& FaceSwapper::options() const { return impl_->options; }
 FaceAnalyser& FaceSwapper::analyser() { return impl_->analyser; }
@@ -368,6 +376,7 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
   at::Device device = device_of(options);
   at::Tensor out = target_in.to(device).contiguous().clone();
   impl_->swapped = 0;
+  std::vector<Face> swapped_faces;  // with their new meshes, for the enhancer
   for (const SwapAssignment& job : assignments) {
     if (!job.source || !job.source->data) throw Error(ErrorKind::bad_input, "swap assignment without a source face");
     if (job.target.mesh.size() < mesh_vertices) continue;  // a detection without landmarks cannot be swapped
@@ -491,7 +500,15 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
     at::Tensor blended = blend(layer, bg_hwc, feathered, options.blend);
     out.narrow(0, roi.y0, h).narrow(1, roi.x0, w).copy_(blended.round().clamp(0, 255).to(at::kByte));
     ++impl_->swapped;
+    if (impl_->enhancer) {
+      Face f = job.target;
+      std::copy(new_mesh.begin(), new_mesh.end(), f.mesh.begin());
+      f.landmarks_5 = face::mesh_landmarks_5(f.mesh);
+      swapped_faces.push_back(std::move(f));
+    }
   }
+  // Only the swapped faces' regions are enhanced, never the whole frame.
+  if (impl_->enhancer && !swapped_faces.empty()) out = impl_->enhancer->enhance_faces(out, swapped_faces);
   return target_in.is_cpu() ? out.to(at::kCPU) : out;
 }
 

@@ -182,6 +182,7 @@ int bench_swap(Args& args) {
   options.analyser.attributes = false;
   options.analyser.runtime = parse_runtime_options(args);
   if (auto v = args.value("--blend")) options.blend = parse_blend_mode(*v);
+  if (auto v = args.value("--face-enhancer")) options.enhancer = {.enabled = true, .model = *v};
   args.finish();
   Image target_img = read_image(target_path);
   at::Tensor frame = fit_into(target_img.rgb, 1920, 1080);
@@ -203,7 +204,8 @@ int bench_swap(Args& args) {
   std::vector<uint8_t> jpeg = encode_image(frame, ImageFormat::jpeg);
   Timing decode = time_it(1, 5, [&] { decode_image(jpeg, "frame.jpg"); });
   std::string device = options.analyser.runtime.device == Device::cuda ? "cuda" : "cpu";
-  std::cout << "one face in a 1920x1080 frame (" << target_path << "), " << device << ", p50/p90 ms\n"
+  std::cout << "one face in a 1920x1080 frame (" << target_path << "), " << device
+            << (options.enhancer.enabled ? ", with face enhancer " + options.enhancer.model : "") << ", p50/p90 ms\n"
             << std::fixed << std::setprecision(2) << "  detect + landmarks   " << analyse.p50 << " / " << analyse.p90
             << "\n  swap+mask+colour+blend " << compose.p50 << " / " << compose.p90 << "\n  total                "
             << analyse.p50 + compose.p50 << "\n  (apart) jpeg decode  " << decode.p50 << ", jpeg encode " << encode.p50

@@ -39,6 +39,8 @@ options:
   --swap-mouth-interior          also swap teeth and tongue (default: the target's stay)
   --colour MODE                  none, lab (default), relight, lab-relight
   --blend MODE                   feather, poisson, multiband (default)
+  --face-enhancer MODEL          also enhance the swapped faces: esrgan-slim-x2/x4, esrgan-medium-x2/x4
+  --face-enhancer-weight W       0..1 (default 0.8)
   --face-selector-mode MODE      many (default), one, reference
   --face-selector-order ORDER    left-right, right-left, top-bottom, bottom-top, small-large,
                                  large-small, best-worst, worst-best
@@ -115,6 +117,15 @@ int swap_images(Args& args) {
   if (args.flag("--swap-mouth-interior")) options.keep_mouth_interior = false;
   if (auto v = args.value("--colour")) options.colour = parse_colour_transfer(*v);
   if (auto v = args.value("--blend")) options.blend = parse_blend_mode(*v);
+  if (auto v = args.value("--face-enhancer")) {
+    options.enhancer.enabled = true;
+    options.enhancer.model = *v;
+  }
+  if (auto v = args.value("--face-enhancer-weight")) {
+    options.enhancer.weight = parse_float(*v, "--face-enhancer-weight");
+    if (options.enhancer.weight < 0 || options.enhancer.weight > 1)
+      throw Error(ErrorKind::bad_input, "--face-enhancer-weight must be within 0..1");
+  }
   FaceSelector selector;
   if (auto v = args.value("--face-selector-mode")) selector.mode = parse_face_selector_mode(*v);
   if (auto v = args.value("--face-selector-order")) selector.order = parse_face_order(*v);
