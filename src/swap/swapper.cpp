@@ -259,7 +259,7 @@ at::Tensor forehead_ramp(std::span<const Point3> mesh, int h, int w, at::Device 
   auto opts = at::TensorOptions().dtype(at::kFloat).device(device);
   at::Tensor ys = at::arange(h, opts).add_(0.5f - top.y).view({h, 1});
   at::Tensor xs = at::arange(w, opts).add_(0.5f - top.x).view({1, w});
-  at::Tensor t = (xs * (dx / len2) + ys * (dy / len2) - 0.3f) / 0.4f;  // 0 at 30%, 1 at 70% of the way down
+  at::Tensor t = (xs * (dx / len2) + ys * (dy / len2) - 0.15f) / 0.35f;  // 0 at 15%, 1 at 50% of the way down
   t = t.clamp(0.f, 1.f);
   return t * t * (3.f - 2.f * t);
 }

@@ -155,8 +155,8 @@ int bench_swap_quality(Args& args) {
   std::cout << "pairs " << pairs << ": mean distance to source, plain " << std::setprecision(3) << mean_plain
             << ", tuned " << mean_tuned << " (" << std::setprecision(1)
             << 100.0 * (mean_plain - mean_tuned) / mean_plain << "% lower); closer to source than target: plain "
-            << plain_closer << ", tuned " << tuned_closer << "; worst tuned NME " << std::setprecision(4) << worst_nme
-            << "\n";
+            << plain_closer << ", tuned " << tuned_closer << "; tuned NME mean " << std::setprecision(4)
+            << sum_nme / pairs << ", worst " << worst_nme << "\n";
   if (sheet_path) {
     write_image(*sheet_path, at::cat(sheet_rows, 0));
     std::cout << "contact sheet (source | target | plain paste | tuned): " << *sheet_path << "\n";
