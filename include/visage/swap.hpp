@@ -40,7 +40,7 @@ struct FaceMaskOptions {
   bool box = true;         // the face's box, padded and blurred (--face-mask-types box)
   bool region = true;      // the mesh outline minus the regions not listed below (--face-mask-types region)
   bool occlusion = false;  // things in front of the target face, by a skin-colour model (--face-mask-types occlusion)
-  float blur = 0.3f;       // feathering as a fraction of the face size, 0..1 (--face-mask-blur)
+  float blur = 0.2f;       // feathering, 0..1: the feather is blur/4 of the face size wide (--face-mask-blur)
   // Padding of the box mask in percent of the box: top, right, bottom, left (--face-mask-padding).
   std::array<float, 4> padding = {0, 0, 0, 0};
   // Regions that are swapped; leaving one out keeps the target's own (e.g.

@@ -80,12 +80,14 @@ int bench_swap_quality(Args& args) {
   if (auto v = args.value("--face-swapper-weight")) tuned.shape_weight = parse_float(*v, "--face-swapper-weight");
   if (auto v = args.value("--blend")) tuned.blend = parse_blend_mode(*v);
   if (auto v = args.value("--colour")) tuned.colour = parse_colour_transfer(*v);
+  if (auto v = args.value("--face-mask-blur")) tuned.mask.blur = parse_float(*v, "--face-mask-blur");
   tuned.analyser.runtime = parse_runtime_options(args);
   args.finish();
   if (sources.empty() || targets.empty())
     throw Error(ErrorKind::bad_input, "bench swap-quality needs --sources A,B,... and --targets X,Y,...");
   tuned.analyser.attributes = false;
   SwapOptions plain = tuned;
+  plain.mask = SwapOptions{}.mask;  // the baseline keeps the default mask
   plain.shape_weight = 0;
   plain.colour = ColourTransfer::lab;
   plain.blend = BlendMode::feather;

@@ -32,7 +32,7 @@ options:
                                  (repeatable: different people get different sources in one pass)
   --face-swapper-weight W        0 = keep the target's face shape, 1 = the source's (default 1)
   --face-mask-types LIST         any of box,region,occlusion (default box,region)
-  --face-mask-blur F             feathering, 0..1 of the face size (default 0.3)
+  --face-mask-blur F             feathering 0..1, a quarter of it times the face size wide (default 0.2)
   --face-mask-padding T,R,B,L    box mask padding in percent (1 to 4 values)
   --face-mask-regions LIST       regions swapped: skin,left-eyebrow,right-eyebrow,left-eye,
                                  right-eye,nose,mouth,upper-lip,lower-lip (default all)
