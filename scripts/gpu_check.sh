@@ -44,7 +44,8 @@ fi
 build-gpu/visage bench analyse --device all --threads "${VISAGE_BENCH_THREADS:-2}" --json "$out/bench_analyse_gpu.json" \
   2>&1 | tee "$out/bench_analyse.log"
 if [ -z "${VISAGE_SKIP_SWAP_BENCH:-}" ]; then
-  for args in "--device cuda" "--device cuda --fp16" "--device cpu --threads ${VISAGE_BENCH_THREADS:-2}"; do
+  for args in "--device cuda" "--device cuda --fp16" "--device cuda --fp16 --cuda-graphs --landmarker mesh --tile-size -1" \
+              "--device cpu --threads ${VISAGE_BENCH_THREADS:-2}"; do
     tag=$(echo "$args" | tr -d ' -' )
     build-gpu/visage bench swap $args --json "$out/bench_swap_$tag.json" 2>&1 | tee -a "$out/bench_swap.log"
   done

@@ -185,6 +185,9 @@ int bench_swap(Args& args) {
   options.analyser.runtime = parse_runtime_options(args);
   if (auto v = args.value("--blend")) options.blend = parse_blend_mode(*v);
   if (auto v = args.value("--face-enhancer")) options.enhancer = {.enabled = true, .model = *v};
+  if (auto v = args.value("--detector")) options.analyser.detector = parse_face_detector(*v);
+  if (auto v = args.value("--landmarker")) options.analyser.landmarker = parse_face_landmarker(*v);
+  options.analyser.tile_size = args.int_or("--tile-size", 0);
   args.finish();
   Image target_img = read_image(target_path);
   at::Tensor frame = fit_into(target_img.rgb, 1920, 1080);
@@ -206,6 +209,10 @@ int bench_swap(Args& args) {
   std::vector<uint8_t> jpeg = encode_image(frame, ImageFormat::jpeg);
   Timing decode = time_it(1, 5, [&] { decode_image(jpeg, "frame.jpg"); });
   std::string device = options.analyser.runtime.device == Device::cuda ? "cuda" : "cpu";
+  if (options.analyser.runtime.precision == Precision::fp16) device += " fp16";
+  if (options.analyser.runtime.cuda_graphs) device += " graphs";
+  device += options.analyser.landmarker == FaceLandmarkerModel::mesh ? ", mesh" : ", attention mesh";
+  if (options.analyser.tile_size < 0) device += ", no tiles";
   std::cout << "one face in a 1920x1080 frame (" << target_path << "), " << device
             << (options.enhancer.enabled ? ", with face enhancer " + options.enhancer.model : "") << ", p50/p90 ms\n"
             << std::fixed << std::setprecision(2) << "  detect + landmarks   " << analyse.p50 << " / " << analyse.p90

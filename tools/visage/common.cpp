@@ -92,6 +92,7 @@ RuntimeOptions parse_runtime_options(Args& args) {
     throw Error(ErrorKind::bad_input, "--device must be cpu or cuda, got '" + device + "'");
   }
   if (args.flag("--fp16")) runtime.precision = Precision::fp16;
+  if (args.flag("--cuda-graphs")) runtime.cuda_graphs = true;
   if (auto v = args.value("--threads")) set_cpu_threads(parse_int_list(*v, "--threads").at(0));
   return runtime;
 }
