@@ -340,7 +340,11 @@ SourceFace FaceSwapper::prepare_source(const std::vector<at::Tensor>& images) co
         device);
     at::Tensor skin_sample =
         at::clamp_min(fill_polygons(th, tw, {parts.cheeks}, device) - blur_mask(features, 0.04f * tw) * 4.f, 0.f);
-    at::Tensor usable = at::maximum(skin_visibility_mask(image, hull, skin_sample), features);
+    // The source's mouth interior (teeth, tongue) is never used: on a target
+    // with a closed mouth it would be squeezed into a white line between the
+    // lips; those pixels fall back to the target's own.
+    at::Tensor usable = at::maximum(skin_visibility_mask(image, hull, skin_sample), features) *
+                        (1.f - fill_polygons(th, tw, {parts.mouth}, device));
     data->texture =
         at::cat({image.permute({2, 0, 1}), usable.unsqueeze(0), depth.unsqueeze(0)}, 0).unsqueeze(0).contiguous();
     data->mesh = std::move(mesh);
