@@ -34,20 +34,6 @@ at::Tensor resize_to_width(const at::Tensor& rgb, int64_t width) {
       .contiguous();
 }
 
-double median_ms(int warmup, int iterations, const std::function<void()>& run) {
-  for (int i = 0; i < warmup; ++i) run();
-  cuda_synchronize();
-  std::vector<double> ms;
-  for (int i = 0; i < iterations; ++i) {
-    auto t0 = std::chrono::steady_clock::now();
-    run();
-    cuda_synchronize();
-    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-  }
-  std::sort(ms.begin(), ms.end());
-  return ms[ms.size() / 2];
-}
-
 }  // namespace
 
 int bench_enhance(Args& args) {
@@ -104,8 +90,8 @@ int bench_enhance(Args& args) {
       FaceEnhancer face_enhancer({.model = model}, config.runtime);
       FrameEnhancer frame_enhancer({.model = model}, config.runtime);
       double face_ms =
-          median_ms(warmup, iterations, [&] { face_enhancer.enhance_faces(image, faces, 0.8f); }) / faces.size();
-      double frame_ms = median_ms(warmup, iterations, [&] { frame_enhancer.enhance(frame_image); });
+          time_it(warmup, iterations, [&] { face_enhancer.enhance_faces(image, faces, 0.8f); }).p50 / faces.size();
+      double frame_ms = time_it(warmup, iterations, [&] { frame_enhancer.enhance(frame_image); }).p50;
       std::cout << std::left << std::setw(12) << config.name << std::setw(20) << model << std::right << std::fixed
                 << std::setprecision(1) << std::setw(14) << face_ms << std::setw(14) << frame_ms << std::setw(16)
                 << frame_ms / megapixels << "\n";

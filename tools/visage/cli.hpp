@@ -43,6 +43,8 @@ std::vector<std::filesystem::path> expand_inputs(const std::vector<std::string>&
 bool is_image_name(const std::filesystem::path& path);
 std::vector<int> parse_int_list(const std::string& text, const std::string& option);
 float parse_float(const std::string& text, const std::string& option);
+// A number within 0..1 (weights).
+float parse_unit_float(const std::string& text, const std::string& option);
 // --device cpu|cuda, --fp16, --cuda-graphs, --threads N (sets the CPU thread count).
 RuntimeOptions parse_runtime_options(Args& args);
 // "IMAGE[:N]": the image path and the face index (0 when not given).

@@ -82,6 +82,17 @@ const char* error_id(ErrorKind kind) {
   return "internal";
 }
 
+float parse_unit_float(const std::string& text, const std::string& option) {
+  try {
+    size_t used = 0;
+    float v = std::stof(text, &used);
+    if (used != text.size() || !(v >= 0.f && v <= 1.f)) throw std::invalid_argument(text);
+    return v;
+  } catch (const std::exception&) {
+    throw Error(ErrorKind::bad_input, option + " needs a number in 0..1, got '" + text + "'");
+  }
+}
+
 RuntimeOptions parse_runtime_options(Args& args) {
   RuntimeOptions runtime;
   std::string device = args.value_or("--device", "cpu");
@@ -93,7 +104,12 @@ RuntimeOptions parse_runtime_options(Args& args) {
   }
   if (args.flag("--fp16")) runtime.precision = Precision::fp16;
   if (args.flag("--cuda-graphs")) runtime.cuda_graphs = true;
-  if (auto v = args.value("--threads")) set_cpu_threads(parse_int_list(*v, "--threads").at(0));
+  if (auto v = args.value("--threads")) {
+    std::vector<int> threads = parse_int_list(*v, "--threads");
+    if (threads.size() != 1 || threads[0] < 1)
+      throw Error(ErrorKind::bad_input, "--threads needs a positive whole number, got '" + *v + "'");
+    set_cpu_threads(threads[0]);
+  }
   return runtime;
 }
 
@@ -126,6 +142,7 @@ at::Tensor fit_into(const at::Tensor& rgb, int64_t w, int64_t h) {
 
 Timing time_it(int warmup, int iterations, const std::function<void()>& run) {
   for (int i = 0; i < warmup; ++i) run();
+  cuda_synchronize();  // warm-up work still queued must not count against the first timed run
   std::vector<double> ms;
   for (int i = 0; i < iterations; ++i) {
     auto t0 = std::chrono::steady_clock::now();

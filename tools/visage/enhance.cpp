@@ -42,44 +42,6 @@ options:
   --threads N                  CPU threads (default: all cores)
 )";
 
-bool has_image_extension(const fs::path& p) {
-  try {
-    image_format_from_path(p);
-    return true;
-  } catch (const Error&) {
-    return false;
-  }
-}
-
-std::vector<fs::path> list_inputs(const std::vector<std::string>& names) {
-  std::vector<fs::path> files;
-  for (const auto& name : names) {
-    fs::path p(name);
-    std::error_code ec;
-    if (fs::is_directory(p, ec)) {
-      std::vector<fs::path> inside;
-      for (const auto& entry : fs::directory_iterator(p, ec))
-        if (entry.is_regular_file() && has_image_extension(entry.path())) inside.push_back(entry.path());
-      std::sort(inside.begin(), inside.end());
-      files.insert(files.end(), inside.begin(), inside.end());
-    } else {
-      files.push_back(p);
-    }
-  }
-  return files;
-}
-
-float parse_unit_float(const std::string& text, const std::string& option) {
-  try {
-    size_t used = 0;
-    float v = std::stof(text, &used);
-    if (used != text.size() || !(v >= 0.f && v <= 1.f)) throw std::invalid_argument(text);
-    return v;
-  } catch (const std::exception&) {
-    throw Error(ErrorKind::bad_input, option + " needs a number in 0..1, got '" + text + "'");
-  }
-}
-
 }  // namespace
 
 int enhance_images(Args& args) {
@@ -101,36 +63,16 @@ int enhance_images(Args& args) {
   analyser_options.embeddings = false;
   analyser_options.attributes = false;
   if (auto v = args.value("--detector")) analyser_options.detector = parse_face_detector(*v);
-  RuntimeOptions runtime;
-  std::string device = args.value_or("--device", "cpu");
-  if (device == "cuda") {
-    runtime.device = Device::cuda;
-    if (!cuda_available()) throw Error(ErrorKind::resource, "--device cuda: no CUDA device (or a CPU-only build)");
-  } else if (device != "cpu") {
-    throw Error(ErrorKind::bad_input, "--device must be cpu or cuda, got '" + device + "'");
-  }
-  if (args.flag("--fp16")) runtime.precision = Precision::fp16;
+  RuntimeOptions runtime = parse_runtime_options(args);
   analyser_options.runtime = runtime;
   ImageWriteOptions write_options;
   write_options.quality = args.int_or("--output-image-quality", write_options.quality);
   if (write_options.quality < 1 || write_options.quality > 100)
     throw Error(ErrorKind::bad_input,
                 "--output-image-quality must be in 1..100, got " + std::to_string(write_options.quality));
-  if (auto v = args.value("--threads")) {
-    int threads = 0;
-    try {
-      threads = std::stoi(*v);
-    } catch (const std::exception&) {
-    }
-    if (threads < 1) throw Error(ErrorKind::bad_input, "--threads needs a positive whole number, got '" + *v + "'");
-    set_cpu_threads(threads);
-  }
   args.finish();
 
-  // "-o" is not a "--" option, so the argument reader counts it as an input.
-  std::vector<std::string> names;
-  for (const auto& p : args.positionals())
-    if (p != "-o") names.push_back(p);
+  const std::vector<std::string>& names = args.positionals();
   if (names.empty() || !output) {
     std::cerr << kEnhanceUsage;
     return 2;
@@ -146,7 +88,7 @@ int enhance_images(Args& args) {
   if (!enhance_faces && !frame_model)
     throw Error(ErrorKind::bad_input, "--face-enhancer none without --frame-enhancer leaves nothing to do");
 
-  std::vector<fs::path> inputs = list_inputs(names);
+  std::vector<fs::path> inputs = expand_inputs(names);
   const fs::path out_path(*output);
   std::error_code ec;
   const bool to_directory = fs::is_directory(out_path, ec) || output->back() == '/' || !out_path.has_extension() ||
@@ -157,7 +99,7 @@ int enhance_images(Args& args) {
     } catch (const Error& e) {
       throw Error(ErrorKind::bad_input, std::string("-o ") + *output + ": " + e.what());
     }
-  } else if (out_path.has_extension() && !fs::is_directory(out_path, ec) && has_image_extension(out_path)) {
+  } else if (out_path.has_extension() && !fs::is_directory(out_path, ec) && is_image_name(out_path)) {
     throw Error(ErrorKind::bad_input,
                 "-o " + *output + " names one image, but there are several inputs: give a directory");
   }

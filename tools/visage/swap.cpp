@@ -121,11 +121,8 @@ int swap_images(Args& args) {
     options.enhancer.enabled = true;
     options.enhancer.model = *v;
   }
-  if (auto v = args.value("--face-enhancer-weight")) {
-    options.enhancer.weight = parse_float(*v, "--face-enhancer-weight");
-    if (options.enhancer.weight < 0 || options.enhancer.weight > 1)
-      throw Error(ErrorKind::bad_input, "--face-enhancer-weight must be within 0..1");
-  }
+  if (auto v = args.value("--face-enhancer-weight"))
+    options.enhancer.weight = parse_unit_float(*v, "--face-enhancer-weight");
   FaceSelector selector;
   if (auto v = args.value("--face-selector-mode")) selector.mode = parse_face_selector_mode(*v);
   if (auto v = args.value("--face-selector-order")) selector.order = parse_face_order(*v);
