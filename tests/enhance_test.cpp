@@ -5,7 +5,6 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <cstdio>
 #include <fstream>
 #include <sstream>
 
@@ -338,15 +337,8 @@ struct CliRun {
 
 CliRun run_cli(const std::string& arguments, const fs::path& dir) {
   fs::path err_file = dir / "stderr.txt";
-  std::string command = std::string(VISAGE_CLI_PATH) + " " + arguments + " 2>" + err_file.string();
-  CliRun run;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (!pipe) return run;
-  char buffer[4096];
-  size_t n;
-  while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0) run.out.append(buffer, n);
-  int status = pclose(pipe);
-  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  visage::test::CliRun ran = visage::test::run_cli(arguments, err_file);
+  CliRun run{ran.exit_code, std::move(ran.out), ""};
   std::ifstream in(err_file);
   std::stringstream text;
   text << in.rdbuf();

@@ -34,6 +34,18 @@ std::array<int64_t, 4> changed_box(const at::Tensor& a, const at::Tensor& b) {
           rows.max().item<int64_t>()};
 }
 
+// Some pixels differ between a and b, and none beyond 35% of the face's size
+// around its box.
+void expect_changes_near_face(const at::Tensor& a, const at::Tensor& b, const Face& face, const std::string& what) {
+  auto box = changed_box(a, b);
+  ASSERT_GE(box[0], 0) << what << " changed nothing";
+  float margin = 0.35f * std::max(face.box.width, face.box.height);
+  EXPECT_GE(box[0], face.box.x - margin) << what;
+  EXPECT_GE(box[1], face.box.y - margin) << what;
+  EXPECT_LE(box[2], face.box.x + face.box.width + margin) << what;
+  EXPECT_LE(box[3], face.box.y + face.box.height + margin) << what;
+}
+
 bool inside_polygon(const std::vector<Point2>& poly, float x, float y) {
   bool in = false;
   for (size_t a = 0, b = poly.size() - 1; a < poly.size(); b = a++)
@@ -107,14 +119,8 @@ TEST_F(Swap, MovesIdentityToTheSourceAndKeepsTheRest) {
   EXPECT_LT(to_source, to_target) << "the output must look more like the source than the target";
   EXPECT_LT(to_source, face_distance(t->embedding, source.embedding)) << "the swap must move identity";
 
-  // Only the face's surroundings change: nothing beyond 35% of the face size around its box.
-  auto box = changed_box(out, hopper);
-  ASSERT_GE(box[0], 0) << "nothing changed";
-  float margin = 0.35f * std::max(t->box.width, t->box.height);
-  EXPECT_GE(box[0], t->box.x - margin);
-  EXPECT_GE(box[1], t->box.y - margin);
-  EXPECT_LE(box[2], t->box.x + t->box.width + margin);
-  EXPECT_LE(box[3], t->box.y + t->box.height + margin);
+  // Only the face's surroundings change.
+  expect_changes_near_face(out, hopper, *t, "the swap");
 }
 
 TEST_F(Swap, WithoutShapeChangeNothingOutsideTheFaceOutlineChanges) {
@@ -207,16 +213,10 @@ TEST_F(Swap, FaceEnhancerWorksOnlyOnTheSwappedFace) {
   at::Tensor plain = swapper->swap(hopper, source);
   at::Tensor enhanced = enhancing.swap(hopper, enhancing.prepare_source({astronaut}));
   ASSERT_EQ(enhancing.faces_swapped(), 1u);
-  auto box = changed_box(enhanced, plain);
-  ASSERT_GE(box[0], 0) << "the enhancer changed nothing";
   const std::vector<Face> found = swapper->analyser().analyse(hopper);
   const Face* t = largest(found);
   ASSERT_TRUE(t);
-  float margin = 0.35f * std::max(t->box.width, t->box.height);
-  EXPECT_GE(box[0], t->box.x - margin);
-  EXPECT_GE(box[1], t->box.y - margin);
-  EXPECT_LE(box[2], t->box.x + t->box.width + margin);
-  EXPECT_LE(box[3], t->box.y + t->box.height + margin);
+  expect_changes_near_face(enhanced, plain, *t, "the enhancer");
 }
 
 TEST_F(Swap, CudaMatchesCpu) {
