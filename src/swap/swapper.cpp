@@ -128,6 +128,15 @@ struct FaceParts {
   // every face (hair, hats and hands seldom reach it), where the skin colour
   // model is fitted.
   Polygon cheeks;
+  Point2 brows;     // mean of the eyebrow points
+  Point2 head_top;  // the mesh's top (forehead) vertex
+
+  // Eyes, brows and lips (and the mouth opening): not skin-coloured, but the face's own.
+  std::vector<Polygon> features(bool with_mouth) const {
+    std::vector<Polygon> out = {left_eye, right_eye, left_brow, right_brow, upper_lip, lower_lip};
+    if (with_mouth) out.push_back(mouth);
+    return out;
+  }
 };
 
 Polygon points_of(const std::vector<Point2>& p68, std::initializer_list<int> ids) {
@@ -166,6 +175,9 @@ FaceParts face_parts(std::span<const Point3> mesh) {
   auto towards = [](Point2 a, Point2 b, float t) { return Point2{a.x + (b.x - a.x) * t, a.y + (b.y - a.y) * t}; };
   parts.cheeks = {towards(p68[36], p68[30], 0.1f), towards(p68[45], p68[30], 0.1f), towards(p68[13], p68[33], 0.25f),
                   towards(p68[3], p68[33], 0.25f)};
+  for (int i = 17; i <= 26; ++i) parts.brows.x += p68[i].x / 10, parts.brows.y += p68[i].y / 10;
+  constexpr int forehead_top = 10;
+  parts.head_top = {m[forehead_top].x, m[forehead_top].y};
   return parts;
 }
 
@@ -248,13 +260,8 @@ at::Tensor warp_outline(const at::Tensor& roi_nchw, std::span<const Point3> from
 // forehead stays the target's. Sources often have hair there (fringes,
 // hairlines at different heights) that no skin model separates reliably
 // from skin, and the target's hairline is what makes the head look intact.
-at::Tensor forehead_ramp(std::span<const Point3> mesh, int h, int w, at::Device device) {
-  constexpr int forehead_top = 10;
-  std::vector<Point3> m(mesh.begin(), mesh.begin() + mesh_vertices);
-  std::vector<Point2> p68 = face::mesh_landmarks_68(m);
-  Point2 brows{0, 0};
-  for (int i = 17; i <= 26; ++i) brows.x += p68[i].x / 10, brows.y += p68[i].y / 10;
-  Point2 top{mesh[forehead_top].x, mesh[forehead_top].y};
+at::Tensor forehead_ramp(const FaceParts& parts, int h, int w, at::Device device) {
+  const Point2 brows = parts.brows, top = parts.head_top;
   float dx = brows.x - top.x, dy = brows.y - top.y, len2 = std::max(1e-3f, dx * dx + dy * dy);
   auto opts = at::TensorOptions().dtype(at::kFloat).device(device);
   at::Tensor ys = at::arange(h, opts).add_(0.5f - top.y).view({h, 1});
@@ -335,9 +342,7 @@ SourceFace FaceSwapper::prepare_source(const std::vector<at::Tensor>& images) co
     FaceParts parts = face_parts(mesh);
     at::Tensor image = rgb.squeeze(0).contiguous();
     at::Tensor hull = fill_polygons(th, tw, {parts.hull}, device);
-    at::Tensor features = fill_polygons(
-        th, tw, {parts.left_eye, parts.right_eye, parts.left_brow, parts.right_brow, parts.upper_lip, parts.lower_lip},
-        device);
+    at::Tensor features = fill_polygons(th, tw, parts.features(/*with_mouth=*/false), device);
     at::Tensor skin_sample =
         at::clamp_min(fill_polygons(th, tw, {parts.cheeks}, device) - blur_mask(features, 0.04f * tw) * 4.f, 0.f);
     // The source's mouth interior (teeth, tongue) is never used: on a target
@@ -480,25 +485,19 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
       Polygon box{{bx0, by0}, {bx1, by0}, {bx1, by1}, {bx0, by1}};
       mask = at::minimum(mask, fill_polygons(h, w, {box}, device));
     }
-    mask = at::minimum(mask, covered) * forehead_ramp(new_local, h, w, device);
+    mask = at::minimum(mask, covered) * forehead_ramp(parts, h, w, device);
     at::Tensor feathered = feather_mask(mask, std::max(1.f, options.mask.blur * 0.25f * face_size));
+    at::Tensor features_mask;
+    if (options.mask.occlusion || options.colour != ColourTransfer::none)
+      features_mask = fill_polygons(h, w, parts.features(/*with_mouth=*/true), device);
     if (options.mask.occlusion) {
-      at::Tensor features_mask = fill_polygons(h, w,
-                                               {parts.left_eye, parts.right_eye, parts.left_brow, parts.right_brow,
-                                                parts.upper_lip, parts.lower_lip, parts.mouth},
-                                               device);
       at::Tensor skin_sample = at::clamp_min(
           fill_polygons(h, w, {parts.cheeks}, device) - blur_mask(features_mask, 0.04f * face_size) * 4.f, 0.f);
       at::Tensor visible = at::maximum(skin_visibility_mask(bg_hwc, hull, skin_sample), features_mask);
       feathered = feathered * visible;
     }
     if (options.colour != ColourTransfer::none) {
-      at::Tensor skin = at::clamp_min(
-          hull * own.squeeze(2) - fill_polygons(h, w,
-                                                {parts.left_eye, parts.right_eye, parts.left_brow, parts.right_brow,
-                                                 parts.upper_lip, parts.lower_lip, parts.mouth},
-                                                device),
-          0.f);
+      at::Tensor skin = at::clamp_min(hull * own.squeeze(2) - features_mask, 0.f);
       layer = transfer_colour(layer, bg_hwc, skin, options.colour);
     }
     at::Tensor blended = blend(layer, bg_hwc, feathered, options.blend);
