@@ -21,7 +21,7 @@ apt_packages=(
   libtorch-dev libopenblas0
   libonnx-dev libonnx-testdata libprotobuf-dev protobuf-compiler
   libstb-dev nlohmann-json3-dev libgtest-dev clang-format
-  libavformat-dev libavcodec-dev libswscale-dev libavutil-dev libswresample-dev ffmpeg
+  libavformat-dev libavcodec-dev libavdevice-dev libswscale-dev libavutil-dev libswresample-dev ffmpeg
   python-matplotlib-data
   libjpeg-dev libpng-dev libwebp-dev libtiff-dev
 )

@@ -1,0 +1,100 @@
+// visage/track.hpp: following faces from frame to frame in a video.
+//
+//   visage::FaceAnalyser analyser;
+//   visage::FaceTracker tracker(analyser);
+//   while (auto frame = reader.read()) {
+//     for (const visage::TrackedFace& t : tracker.track(frame->rgb, frame->time)) use(t.id, t.face);
+//   }
+//
+// The detector runs every `detect_interval` frames, on a scene cut and when a
+// track is lost; in between each face's landmarks are found from its previous
+// landmarks (the mesh network only), which is both faster and steadier.
+// Detections are matched to tracks by box overlap, then by identity
+// (embedding), so a person keeps their id when faces cross or leave the view
+// for a few frames. Landmarks are smoothed with a One-Euro filter (steady on
+// a still head, little lag on fast moves); the filter is reset on scene cuts.
+//
+// A FaceTracker uses its analyser (not owned, must outlive it) and belongs to
+// one thread at a time. Frames must come in presentation order.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "visage/face.hpp"
+
+namespace visage {
+
+struct FaceTrackerOptions {
+  int detect_interval = 10;     // run the detector every N frames; 1 = every frame
+  float scene_cut = 0.35f;      // colour-histogram change between frames that counts as a cut (0..1)
+  float match_iou = 0.3f;       // a detection continues a track when the boxes overlap this much (IoU) ...
+  float match_distance = 0.5f;  // ... or its embedding is this close to the track's (cosine distance)
+  int max_missed = 10;          // frames a track survives unseen before its id is retired
+  bool describe = true;         // embeddings (and attributes) for new tracks and at each detection
+  bool smoothing = true;        // One-Euro filter on the landmarks
+  // One-Euro parameters; positions are in units of the face size, times in seconds.
+  float min_cutoff = 1.0f;         // Hz: lower = steadier when still
+  float beta = 1.0f;               // speed coefficient: higher = less lag when moving
+  float derivative_cutoff = 1.0f;  // Hz
+};
+
+struct TrackedFace {
+  int id = 0;             // stable while the person stays in view (or returns within max_missed frames)
+  Face face;              // smoothed box, landmarks and mesh; embedding/attributes of the track
+  int64_t frames = 0;     // frames this track has been seen in, this one included
+  bool detected = false;  // the detector saw it this frame (else followed from its landmarks)
+};
+
+struct FaceTrackerStats {
+  int64_t frames = 0, detector_runs = 0, scene_cuts = 0, tracks_started = 0;
+};
+
+class FaceTracker {
+ public:
+  explicit FaceTracker(FaceAnalyser& analyser, const FaceTrackerOptions& options = {});
+  ~FaceTracker();
+  FaceTracker(FaceTracker&&) noexcept;
+  FaceTracker& operator=(FaceTracker&&) noexcept;
+
+  // The faces of the next frame ([H, W, 3] uint8, CPU or CUDA) at `time` seconds, in id order.
+  std::vector<TrackedFace> track(const at::Tensor& rgb, double time);
+
+  // Forgets every track (the next frame starts fresh, as after a cut).
+  void reset();
+
+  const FaceTrackerStats& stats() const;
+  const FaceTrackerOptions& options() const;
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+// The One-Euro filter (Casiez et al., CHI 2012): a low-pass filter whose cut-off
+// rises with the signal's speed. One filter per coordinate.
+class OneEuroFilter {
+ public:
+  OneEuroFilter(float min_cutoff, float beta, float derivative_cutoff);
+  // Filters value `x` observed at `time` seconds (times must increase).
+  float operator()(float x, double time);
+  void reset();
+
+ private:
+  float min_cutoff_, beta_, derivative_cutoff_;
+  bool started_ = false;
+  float x_ = 0, dx_ = 0;
+  double time_ = 0;
+};
+
+// Landmark jitter of a sequence of frames: the mean over frames and points of
+// |p[t+1] - 2 p[t] + p[t-1]| (the motion's roughness, not the motion itself),
+// divided by the distance between the eyes; per_frame[i] are one face's
+// points in frame i (all of equal size; at least 3 frames).
+double landmark_jitter(const std::vector<std::vector<Point2>>& per_frame, const std::vector<float>& eye_distance);
+
+}  // namespace visage

@@ -1,0 +1,156 @@
+// visage/video.hpp: reading and writing video files and live streams (FFmpeg's libav*).
+//
+//   visage::VideoReader reader("clip.mp4");
+//   visage::VideoWriterOptions out;
+//   out.audio_from = "clip.mp4";                       // copy the clip's audio
+//   visage::VideoWriter writer("swapped.mp4", reader.info(), out);
+//   while (auto frame = reader.read()) {
+//     frame->rgb = do_something(frame->rgb);
+//     writer.write(*frame);
+//   }
+//   writer.finish();                                   // only now does swapped.mp4 appear
+//
+// Frames are [H, W, 3] uint8 RGB CPU tensors in the stream's coded
+// orientation (VideoInfo::rotation says how a player turns them; the writer
+// stores the same rotation). Conversion to and from RGB uses the stream's own
+// colour matrix and range, and the writer tags its output with them, so
+// colours survive a round trip. Each frame keeps its presentation timestamp:
+// variable frame rate stays variable.
+//
+// A reader and a writer each belong to one thread at a time.
+//
+// Errors: Error{io} when a file cannot be opened or written, Error{bad_input}
+// for a corrupt or truncated file, a file without a video stream, or a frame
+// size change mid-stream; Error{unsupported} for a codec or container FFmpeg
+// cannot handle here. Messages name the file and, where it applies, the frame.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "visage/error.hpp"
+
+namespace visage {
+
+struct VideoInfo {
+  std::string container;      // FFmpeg's demuxer name ("mov,mp4,m4a,3gp,3g2,mj2", "mpeg", "v4l2", ...)
+  std::string video_codec;    // "h264", "mpeg1video", ...
+  int width = 0, height = 0;  // coded frame size
+  int rotation = 0;           // 0, 90, 180 or 270: clockwise turn a player applies (display matrix)
+  double frame_rate = 0;      // average frames per second (0 when unknown)
+  int64_t frame_count = 0;    // expected frames after trimming (container count or duration x rate); 0 unknown
+  double duration = 0;        // seconds after trimming; 0 unknown (live input)
+  int time_base_num = 1, time_base_den = 1;  // unit of VideoFrame::pts
+  // Colour description, as FFmpeg names them ("tv"/"pc", "bt709", "smpte170m", ...); "unknown" if unset.
+  std::string colour_range = "unknown", colour_space = "unknown", colour_primaries = "unknown",
+              colour_transfer = "unknown";
+  bool has_audio = false;
+  std::string audio_codec;  // "aac", "mp2", ... (empty without audio)
+  std::string decoder;      // decoder in use: "h264" or "h264_cuvid"
+};
+
+enum class HardwareDecode {
+  off,    // software decoders only
+  auto_,  // NVDEC (*_cuvid) when FFmpeg has it and a device opens, else software, silently
+  cuda,   // NVDEC or Error{unsupported}
+};
+
+struct VideoReaderOptions {
+  double start = 0;  // trim: skip frames before this many seconds
+  double end = 0;    // trim: stop at this many seconds (0 = the end)
+  HardwareDecode hardware = HardwareDecode::off;
+  std::string input_format;              // FFmpeg demuxer to force ("v4l2" for a camera); empty = probe
+  bool realtime = false;                 // deliver frames no faster than their timestamps (like ffmpeg -re)
+  int threads = 0;                       // decoder threads, 0 = FFmpeg's choice
+  int64_t max_pixels = 8192LL * 8192LL;  // refuse absurd frame sizes before allocating
+};
+
+struct VideoFrame {
+  at::Tensor rgb;     // [H, W, 3] uint8, CPU, coded orientation
+  int64_t index = 0;  // 0-based, counting delivered frames (after trimming)
+  int64_t pts = 0;    // presentation time in VideoInfo's time base, 0 at the first delivered frame
+  double time = 0;    // the same in seconds
+};
+
+class VideoReader {
+ public:
+  // Opens a file, URL or device. Throws (see above) when it has no decodable video stream.
+  explicit VideoReader(const std::string& url, const VideoReaderOptions& options = {});
+  ~VideoReader();
+  VideoReader(VideoReader&&) noexcept;
+  VideoReader& operator=(VideoReader&&) noexcept;
+
+  const VideoInfo& info() const;
+
+  // The next frame in presentation order; nullopt at the end (or at the trim end).
+  // Throws Error{bad_input} naming the frame index for undecodable data or a size change.
+  std::optional<VideoFrame> read();
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+struct VideoEncodeOptions {
+  // FFmpeg encoder name: "libx264" (default), "libx265", "h264_nvenc", "hevc_nvenc",
+  // "libvpx-vp9", "mpeg4", ... "auto" = h264_nvenc when the card has NVENC, else libx264.
+  std::string encoder = "libx264";
+  std::string preset;  // encoder preset ("veryfast", "p4", ...); empty = Visage's default for the encoder
+  int quality = -1;    // crf for x264/x265/vp9, cq for nvenc; -1 = Visage's default (visually lossless-ish: crf 18)
+  int threads = 0;     // encoder threads, 0 = FFmpeg's choice
+};
+
+struct VideoWriterOptions {
+  VideoEncodeOptions encode;
+  // Container: empty = from the file name's extension; "mpegts", "rtp", "v4l2", ... for streams.
+  std::string format;
+  // Copy the audio stream(s) of this file into the output, trimmed to [audio_start, audio_end)
+  // seconds (end 0 = to the end) so that it stays in sync with trimmed video. Copied as is when
+  // the output container takes the codec, re-encoded (AAC, Opus for WebM) when it does not.
+  std::string audio_from;
+  double audio_start = 0, audio_end = 0;
+  // Write to "<path>.part" and rename on finish(): a failed run leaves no file that looks complete.
+  // Off for devices and network outputs.
+  bool atomic = true;
+};
+
+class VideoWriter {
+ public:
+  // `like` gives the frame size, time base, frame rate, rotation and colour description.
+  VideoWriter(const std::string& path, const VideoInfo& like, const VideoWriterOptions& options = {});
+  // Without finish(): the partial output is removed.
+  ~VideoWriter();
+  VideoWriter(VideoWriter&&) noexcept;
+  VideoWriter& operator=(VideoWriter&&) noexcept;
+
+  // Frames in presentation order, of the size given at construction.
+  void write(const VideoFrame& frame);
+  // Flushes the encoder, writes the trailer and moves the file into place.
+  void finish();
+
+  const std::string& encoder_name() const;
+  int64_t frames_written() const;
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+// The container and streams of a file, without decoding it.
+VideoInfo probe_video(const std::string& url, const VideoReaderOptions& options = {});
+
+// True when the file name's extension is a video container Visage writes
+// (.mp4 .mov .mkv .webm .avi .m4v .ts .mpg), case-insensitive.
+bool is_video_path(const std::string& path);
+
+// Whether this FFmpeg build has an encoder / decoder of that name.
+bool has_video_encoder(const std::string& name);
+bool has_video_decoder(const std::string& name);
+
+}  // namespace visage
