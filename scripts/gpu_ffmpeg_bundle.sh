@@ -62,18 +62,23 @@ trap 'rm -rf "$tmp"' EXIT
 import os, re, subprocess, sys
 
 out_lib, tmp, real, system = sys.argv[1], sys.argv[2], sys.argv[3].split(), set(sys.argv[4].split())
-# Functions FFmpeg calls whatever codec is used: av_codec_iterate() runs every
-# codec's init_static_data once, and those of libaom's encoder and libx265 ask
-# the library for its version and capabilities. Their stubs return 0 (no
-# capabilities, no x265 API: FFmpeg then keeps its default pixel formats);
-# avformat_open_input() probes every demuxer when no format is given; those of
-# libgme and libopenmpt ask their library: "" is gme's "unknown format", 0
-# openmpt's. avformat_network_init() (Visage calls it for streams) initialises
-# GnuTLS: 0 is success (https and tls:// then abort when used). Every other
-# function aborts. x265_api_get is x265_api_get_<build number>.
-quiet = re.compile(r"^(aom_codec_version|aom_codec_get_caps|aom_codec_av1_cx|x265_api_get_[0-9]+"
-                   r"|openmpt_probe_file_header.*|gnutls_global_(init|deinit))$")
-empty_string = {"gme_identify_header"}
+# Functions FFmpeg calls whatever codec is used get a stub that answers
+# "nothing here" instead of aborting (every other function aborts):
+# - av_codec_iterate() runs every codec's init_static_data once; libaom's
+#   encoder asks for the version and capabilities (0: none), libx265's for the
+#   x265 API of 12, 10 and 8 bits (NULL: FFmpeg keeps its default pixel
+#   formats). x265_api_get is x265_api_get_<build>; its encoder asks with
+#   the depth, then with 0 as the last resort: that call aborts.
+# - avformat_open_input() probes every demuxer when no format is given: ""
+#   is gme's "unknown format", 0 openmpt's.
+# - avformat_network_init() (Visage calls it for streams) initialises GnuTLS:
+#   0 is success (https and tls:// then abort when used).
+special = [
+    (r"aom_codec_version|aom_codec_get_caps|aom_codec_av1_cx|openmpt_probe_file_header.*|gnutls_global_(init|deinit)",
+     "long {f}(void) {{ return 0; }}"),
+    (r"gme_identify_header", 'const char *{f}(const void *header) {{ return ""; }}'),
+    (r"x265_api_get_[0-9]+", 'const void *{f}(int depth) {{ if (depth) return 0; visage_stub_die("{name}"); }}'),
+]
 search = ["/usr/lib/x86_64-linux-gnu", "/lib/x86_64-linux-gnu", "/usr/lib", "/lib"]
 
 def locate(soname):
@@ -191,12 +196,11 @@ for soname in stubs:
             tls = "__thread " if typ == "TLS" else ""
             c.append(f'{tls}__attribute__((aligned(16))) char visage_stub_d{i}[{max(size, 1)}] __asm__("{name}");')
             c.append(f'{tls}__attribute__((aligned(16))) char visage_stub_d{i}[{max(size, 1)}];')
-        elif name in empty_string:
-            c.append(f'const char *visage_stub_f{i}(void) __asm__("{name}");')
-            c.append(f'const char *visage_stub_f{i}(void) {{ return ""; }}')
-        elif quiet.match(name):
-            c.append(f'long visage_stub_f{i}(void) __asm__("{name}");')
-            c.append(f'long visage_stub_f{i}(void) {{ return 0; }}')
+        elif any(re.fullmatch(pattern, name) for pattern, _ in special):
+            body = next(body for pattern, body in special if re.fullmatch(pattern, name))
+            definition = body.format(f=f"visage_stub_f{i}", name=name)
+            c.append(definition.split("{")[0].rstrip() + f' __asm__("{name}");')
+            c.append(definition)
         else:  # FUNC, IFUNC, NOTYPE
             c.append(f'void visage_stub_f{i}(void) __asm__("{name}");')
             c.append(f'void visage_stub_f{i}(void) {{ visage_stub_die("{name}"); }}')
@@ -236,12 +240,14 @@ for m in "${modules[@]}"; do
 done
 # pkg-config files relative to their own place; private requirements kept
 # only where they name a module of the bundle, private -l flags dropped
-# (the libraries are shared, never linked statically).
+# (the libraries are shared, never linked statically); -rpath-link lets the
+# linker find the libraries (stubs) these need without LD_LIBRARY_PATH.
 for m in "${modules[@]}"; do
   requires_private=$(sed -n 's/^Requires.private: *//p' "$libdir/pkgconfig/$m.pc" | tr ',' '\n' | sed 's/^ *//' \
     | { grep -E "^($(IFS='|'; echo "${modules[*]}"))( |$)" || true; } | paste -sd, - | sed 's/,/, /g')
   sed -e 's|^prefix=.*|prefix=${pcfiledir}/../..|' -e 's|^libdir=.*|libdir=${prefix}/lib|' \
       -e 's|^includedir=.*|includedir=${prefix}/include|' -e "s|^Requires.private:.*|Requires.private: $requires_private|" \
-      -e 's|^Libs.private:.*|Libs.private:|' "$libdir/pkgconfig/$m.pc" > "$out/lib/pkgconfig/$m.pc"
+      -e 's|^Libs.private:.*|Libs.private:|' -e 's|^Libs: -L${libdir} |Libs: -L${libdir} -Wl,-rpath-link,${libdir}|' \
+      "$libdir/pkgconfig/$m.pc" > "$out/lib/pkgconfig/$m.pc"
 done
 du -sh --apparent-size "$out"
