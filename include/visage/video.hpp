@@ -44,6 +44,10 @@ struct VideoInfo {
   double frame_rate = 0;      // average frames per second (0 when unknown)
   int64_t frame_count = 0;    // expected frames after trimming (container count or duration x rate); 0 unknown
   double duration = 0;        // seconds after trimming; 0 unknown (live input)
+  // Seconds from the input's origin (the container's start time) to the first delivered frame:
+  // VideoReader sets it from the first decoded frame, probe_video from the trim start. Pass it
+  // as VideoWriterOptions::audio_start to keep audio in sync with trimmed video.
+  double start_time = 0;
   int time_base_num = 1, time_base_den = 1;  // unit of VideoFrame::pts
   // Colour description, as FFmpeg names them ("tv"/"pc", "bt709", "smpte170m", ...); "unknown" if unset.
   std::string colour_range = "unknown", colour_space = "unknown", colour_primaries = "unknown",
