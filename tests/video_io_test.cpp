@@ -54,6 +54,7 @@ struct Clips {
   fs::path no_moov;      // an mp4 with its index at the end, cut in half
   fs::path cut;          // a faststart mp4 (index first) cut in half
   fs::path size_change;  // MPEG-TS: 1 s of 320x240 then 1 s of 160x120
+  fs::path damaged;      // MPEG-TS, 1 s, with 4 KiB of its middle overwritten by random bytes
 };
 
 const Clips& clips() {
@@ -133,6 +134,16 @@ const Clips& clips() {
       std::ofstream(c.garbage, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
     }
     run("cat " + quote(small) + " " + quote(large) + " > " + quote(c.size_change));
+    c.damaged = c.dir / "damaged.ts";
+    {
+      std::ifstream in(small, std::ios::binary);
+      std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      std::mt19937 random(7);
+      for (size_t i = bytes.size() / 2; i < bytes.size() / 2 + 4096 && i < bytes.size(); ++i) {
+        bytes[i] = static_cast<char>(random());
+      }
+      std::ofstream(c.damaged, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    }
     return c;
   }();
   // The clips go when the test program ends.
@@ -464,6 +475,43 @@ TEST(VideoIo, BrokenInputsFailClearly) {
   });
   EXPECT_GT(delivered, 5);
   EXPECT_LT(delivered, 50);
+}
+
+TEST(VideoIo, DamagedPacketsAreSkippedNotFatal) {
+  REQUIRE_CLIPS();
+  // 4 KiB of noise in the middle of a 25-frame stream of a still photo (small P-frames: the
+  // noise covers several): the decoder conceals or drops the damaged frames and the rest,
+  // after the damage too, are delivered in order at their own times.
+  const auto frames = read_all(clip.damaged.string());
+  EXPECT_GE(frames.size(), 12u);
+  EXPECT_LE(frames.size(), 25u);
+  for (size_t i = 1; i < frames.size(); ++i) EXPECT_GT(frames[i].pts, frames[i - 1].pts);
+  EXPECT_NEAR(frames.back().time, 24 / 25.0, 0.05);
+}
+
+TEST(VideoIo, OddFrameSizesAreWritten) {
+  REQUIRE_CLIPS();
+  // 4:2:0 needs even sizes: a 161x121 picture is written as 4:4:4 and comes back intact.
+  auto source = read_all(clip.pan.string());
+  visage::VideoInfo info = visage::probe_video(clip.pan.string());
+  info.width = 161;
+  info.height = 121;
+  const fs::path out = clip.dir / "odd.mp4";
+  visage::VideoWriter writer(out.string(), info);
+  std::vector<at::Tensor> written;
+  for (int i = 0; i < 10; ++i) {
+    visage::VideoFrame frame = source[i];
+    frame.rgb = source[i].rgb.slice(0, 20, 141).slice(1, 30, 191).contiguous();
+    written.push_back(frame.rgb);
+    writer.write(frame);
+  }
+  writer.finish();
+  const auto again = read_all(out.string());
+  ASSERT_EQ(again.size(), 10u);
+  for (size_t i = 0; i < again.size(); ++i) {
+    ASSERT_EQ(again[i].rgb.sizes(), (std::vector<int64_t>{121, 161, 3}));
+    EXPECT_GT(psnr(again[i].rgb, written[i]), 35.0) << "frame " << i;
+  }
 }
 
 TEST(VideoIo, HardwareDecodeFallsBackOrRefuses) {

@@ -121,7 +121,8 @@ struct VideoEncodeOptions {
   // "libvpx-vp9", "mpeg4", ... "auto" = h264_nvenc when the card has NVENC, else libx264.
   // Defaults: x264/x265 preset "veryfast" crf 18; VP9 crf 18 with b:v 0, deadline "good"
   // (preset = deadline), cpu-used 4; NVENC preset "p4", VBR with cq 18; mpeg4/mpeg2video/
-  // mpeg1video qscale 2 (quality = qscale 1..31); rawvideo (v4l2 loopback) has no options.
+  // mpeg1video qscale 2 (quality = qscale 1..31); rawvideo has no options (and replaces the
+  // default libx264 or "auto" when the container is "v4l2": a loopback device takes raw frames).
   // Pixels are yuv420p; frames of odd width or height are yuv444p where the encoder has it
   // (x264: High 4:4:4 profile, which some hardware players do not decode).
   // The encoder's time base is the input's (VideoInfo::time_base_*), except for MPEG-1/2

@@ -140,7 +140,11 @@ struct VideoWriter::Impl {
   }
 
   void open_encoder() {
-    const std::string& requested = options.encode.encoder.empty() ? std::string("libx264") : options.encode.encoder;
+    std::string requested = options.encode.encoder.empty() ? std::string("libx264") : options.encode.encoder;
+    // A v4l2 loopback device takes raw frames only: the default encoder would not open there.
+    if (std::strcmp(output->oformat->name, "v4l2") == 0 && (requested == "libx264" || requested == "auto")) {
+      requested = "rawvideo";
+    }
     if (requested == "auto") {
       if (has_video_encoder("h264_nvenc")) {
         try {
