@@ -94,14 +94,19 @@ struct FaceTracker::Impl {
   void follow_all(const at::Tensor& rgb) {
     // Tracks seen last frame first; then tracks unseen for a while are looked
     // for where they were last, unless another track's face is there now.
+    // Such a face must come back where it was: a mesh that drifted onto a
+    // neighbour's face is not the person who left.
+    auto near_seen_track = [&](const Box& box) {
+      return std::any_of(tracks.begin(), tracks.end(),
+                         [&](const Track& o) { return o.seen && face::iou(o.raw.box, box) > options.match_iou; });
+    };
     for (int pass = 0; pass < 2; ++pass)
       for (Track& t : tracks) {
         if ((t.missed == 0) != (pass == 0)) continue;
-        if (pass == 1 && std::any_of(tracks.begin(), tracks.end(), [&](const Track& o) {
-              return o.seen && face::iou(o.raw.box, t.raw.box) > options.match_iou;
-            }))
-          continue;
+        if (pass == 1 && near_seen_track(t.raw.box)) continue;
         auto found = follow(rgb, t.raw);
+        if (found && pass == 1 && (face::iou(found->box, t.raw.box) < 0.5f || near_seen_track(found->box)))
+          found.reset();
         if (found) {
           t.raw = std::move(*found);
           t.seen = true;
