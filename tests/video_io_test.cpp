@@ -598,6 +598,39 @@ TEST(VideoIo, AutoEncoderFallsBackToX264) {
   EXPECT_EQ(visage::probe_video(out.string()).video_codec, "h264");
 }
 
+TEST(VideoIo, StreamOutputsAreWrittenDirectly) {
+  REQUIRE_CLIPS();
+  // A URL output (here file://, as udp:// or rtp:// would be) with a forced container:
+  // written in place as it goes, no .part file, readable with the demuxer forced too.
+  const fs::path target = clip.dir / "stream_without_extension";
+  visage::VideoReader reader(clip.pan.string());
+  visage::VideoWriterOptions options;
+  options.format = "mpegts";
+  options.audio_from = clip.pan.string();
+  visage::VideoWriter writer("file://" + target.string(), reader.info(), options);
+  int64_t n = 0;
+  while (auto frame = reader.read()) {
+    writer.write(*frame);
+    if (++n == 25) {
+      EXPECT_TRUE(fs::exists(target)) << "written while it runs";
+    }
+  }
+  writer.finish();
+  EXPECT_FALSE(fs::exists(target.string() + ".part"));
+  visage::VideoReaderOptions forced;
+  forced.input_format = "mpegts";
+  visage::VideoReader again(target.string(), forced);
+  EXPECT_EQ(again.info().container, "mpegts");
+  EXPECT_TRUE(again.info().has_audio);
+  int64_t count = 0;
+  while (again.read()) ++count;
+  EXPECT_EQ(count, 50);
+
+  forced.input_format = "no_such_demuxer";
+  const Error e = expect_error([&] { visage::VideoReader(clip.pan.string(), forced); });
+  EXPECT_EQ(e.kind(), ErrorKind::unsupported) << e.what();
+}
+
 TEST(VideoIo, RealtimeReadingKeepsPace) {
   REQUIRE_CLIPS();
   // A lower bound only: frames must not come faster than their timestamps.
