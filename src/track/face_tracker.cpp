@@ -126,27 +126,65 @@ struct FaceTracker::Impl {
     ++stats.tracks_started;
   }
 
+  // A detector frame. Tracks are followed first, as on any frame: landmarks
+  // found from the previous landmarks and landmarks found from a detector
+  // box differ slightly, and switching between the two every
+  // detect_interval frames would be a visible jump. The detector then
+  // confirms followed faces, finds new ones and ones that were lost.
   void detect_and_match(const at::Tensor& rgb) {
+    follow_all(rgb);
+    lost_last_frame = false;  // the detector is running now
     ++stats.detector_runs;
-    std::vector<Face> found = analyser->detect(rgb);
+    std::vector<Face> detections = analyser->detect(rgb);
+    std::vector<Face> found;  // faces not held by a followed track
+    for (Face& d : detections) {
+      bool held = false;
+      for (Track& t : tracks)
+        if (t.seen && face::overlap(t.raw.box, d.box) > 0.6f) held = t.detected = true;
+      if (!held) found.push_back(std::move(d));
+    }
     analyser->landmark(rgb, found);
-    const bool identities = options.describe && !found.empty();
-    if (identities) analyser->describe(rgb, found);
+
+    // Identities: refresh the followed tracks' embeddings (a track whose face
+    // is now clearly someone else's drifted onto a neighbour while faces
+    // crossed: it lets go) and describe the new faces.
+    const float other_person = options.match_distance + 0.3f;  // clearly another person
+    if (options.describe) {
+      std::vector<size_t> followed;
+      std::vector<Face> to_describe;
+      for (size_t ti = 0; ti < tracks.size(); ++ti)
+        if (tracks[ti].seen) followed.push_back(ti), to_describe.push_back(tracks[ti].raw);
+      const size_t new_faces = found.size();
+      to_describe.insert(to_describe.end(), found.begin(), found.end());
+      if (!to_describe.empty()) analyser->describe(rgb, to_describe);
+      for (size_t k = 0; k < new_faces; ++k) found[k] = std::move(to_describe[followed.size() + k]);
+      for (size_t k = 0; k < followed.size(); ++k) {
+        Track& t = tracks[followed[k]];
+        Face& now = to_describe[k];
+        if (!t.raw.embedding.empty() && !now.embedding.empty() &&
+            face_distance(t.raw.embedding, now.embedding) > other_person) {
+          t.seen = t.detected = false;
+          t.raw = t.previous_raw;
+          found.push_back(std::move(now));
+        } else {
+          t.raw = std::move(now);
+        }
+      }
+    }
 
     auto distance = [&](const Track& t, const Face& f) -> std::optional<float> {
-      if (!identities || t.raw.embedding.empty() || f.embedding.size() != t.raw.embedding.size()) return std::nullopt;
+      if (t.raw.embedding.empty() || f.embedding.size() != t.raw.embedding.size()) return std::nullopt;
       return face_distance(t.raw.embedding, f.embedding);
     };
-    // Clearly another person: never continue a track by overlap alone.
-    const float other_person = options.match_distance + 0.3f;
-    std::vector<int> owner(found.size(), -1);  // track index per detection
+    std::vector<int> owner(found.size(), -1);  // track index per face
     std::vector<bool> taken(tracks.size(), false);
+    for (size_t ti = 0; ti < tracks.size(); ++ti) taken[ti] = tracks[ti].seen;
 
-    // 1. Box overlap, with identity as a tie-breaker where two faces overlap
-    // (crossing): score = IoU - distance / 2.
+    // 1. Box overlap with where a track was last seen, identity breaking
+    // ties: score = IoU - distance / 2.
     std::vector<std::tuple<float, size_t, size_t>> pairs;
     for (size_t ti = 0; ti < tracks.size(); ++ti)
-      for (size_t di = 0; di < found.size(); ++di) {
+      for (size_t di = 0; di < found.size() && !taken[ti]; ++di) {
         float overlap = face::iou(tracks[ti].raw.box, found[di].box);
         if (overlap < options.match_iou) continue;
         auto d = distance(tracks[ti], found[di]);
@@ -158,47 +196,26 @@ struct FaceTracker::Impl {
       if (!taken[ti] && owner[di] < 0) taken[ti] = true, owner[di] = static_cast<int>(ti);
 
     // 2. Identity, for faces that moved far (crossed, or left and came back).
-    if (identities) {
-      pairs.clear();
-      for (size_t ti = 0; ti < tracks.size(); ++ti) {
-        if (taken[ti]) continue;
-        for (size_t di = 0; di < found.size(); ++di) {
-          if (owner[di] >= 0) continue;
-          auto d = distance(tracks[ti], found[di]);
-          if (d && *d <= options.match_distance) pairs.emplace_back(*d, ti, di);
-        }
+    pairs.clear();
+    for (size_t ti = 0; ti < tracks.size(); ++ti)
+      for (size_t di = 0; di < found.size() && !taken[ti]; ++di) {
+        if (owner[di] >= 0) continue;
+        auto d = distance(tracks[ti], found[di]);
+        if (d && *d <= options.match_distance) pairs.emplace_back(*d, ti, di);
       }
-      std::sort(pairs.begin(), pairs.end());
-      for (auto [d, ti, di] : pairs)
-        if (!taken[ti] && owner[di] < 0) taken[ti] = true, owner[di] = static_cast<int>(ti);
-    }
+    std::sort(pairs.begin(), pairs.end());
+    for (auto [d, ti, di] : pairs)
+      if (!taken[ti] && owner[di] < 0) taken[ti] = true, owner[di] = static_cast<int>(ti);
 
+    const size_t existing = tracks.size();
     for (size_t di = 0; di < found.size(); ++di) {
-      if (owner[di] < 0) continue;
-      Track& t = tracks[owner[di]];
-      t.raw = std::move(found[di]);
-      t.seen = t.detected = true;
-    }
-    // The detector misses faces now and then (motion blur, a turned head)
-    // that the mesh still follows: give tracks seen last frame that chance,
-    // unless what they follow is a detection of someone else.
-    for (size_t ti = 0; ti < tracks.size(); ++ti) {
-      Track& t = tracks[ti];
-      if (taken[ti] || t.missed > 0) continue;
-      auto again = follow(rgb, t.raw);
-      if (!again) continue;
-      bool someone_else = false;
-      for (size_t di = 0; di < found.size(); ++di) {
-        if (face::iou(again->box, found[di].box) <= 0.5f) continue;
-        auto d = distance(t, found[di]);
-        someone_else = someone_else || owner[di] >= 0 || (d && *d > other_person);
+      if (owner[di] >= 0) {
+        Track& t = tracks[owner[di]];
+        t.raw = std::move(found[di]);
+        t.seen = t.detected = true;
+        continue;
       }
-      if (!someone_else) t.raw = std::move(*again), t.seen = true;
-    }
-    size_t existing = tracks.size();
-    for (size_t di = 0; di < found.size(); ++di) {
-      if (owner[di] >= 0) continue;
-      // A detection on a face a track already holds (followed above) is not new.
+      // Not new when a track holds that face already.
       bool held = false;
       for (size_t ti = 0; ti < existing; ++ti)
         held = held || (tracks[ti].seen && face::iou(tracks[ti].raw.box, found[di].box) > 0.5f);
