@@ -410,6 +410,23 @@ TEST_F(FaceTracking, FramesWithoutFacesGiveNoTracks) {
   EXPECT_THROW(FaceTracker(*analyser, FaceTrackerOptions{.detect_interval = 0}), Error);
 }
 
+TEST_F(FaceTracking, WithoutMeshTheDetectorRunsOnEveryFrame) {
+  FaceAnalyserOptions options;
+  options.landmarker = FaceLandmarkerModel::none;
+  options.embeddings = options.attributes = false;
+  FaceAnalyser detector_only(options);
+  FaceTracker tracker(detector_only);
+  for (int i = 0; i < 6; ++i) {
+    auto faces = tracker.track(crop(astronaut, 4 * i, 2 * i, 320, 320), i / kFps);
+    ASSERT_EQ(faces.size(), 1u) << "frame " << i;
+    EXPECT_EQ(faces[0].id, 1);
+    EXPECT_TRUE(faces[0].face.mesh.empty());
+    EXPECT_TRUE(faces[0].detected);
+    EXPECT_GT(eye_distance(faces[0].face), 10.f);
+  }
+  EXPECT_EQ(tracker.stats().detector_runs, 6);
+}
+
 TEST_F(FaceTracking, CudaFramesMatchCpu) {
   if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
   FaceAnalyserOptions options = analyser->options();

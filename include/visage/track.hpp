@@ -14,6 +14,9 @@
 // for a few frames. Landmarks are smoothed with a One-Euro filter (steady on
 // a still head, little lag on fast moves); the filter is reset on scene cuts.
 //
+// With FaceLandmarkerModel::none there is no mesh to follow faces with: the
+// detector then runs on every frame and the 5 points and box are smoothed.
+//
 // A FaceTracker uses its analyser (not owned, must outlive it) and belongs to
 // one thread at a time. Frames must come in presentation order.
 #pragma once

@@ -82,6 +82,10 @@ struct FaceTracker::Impl {
     return cut;
   }
 
+  // Without a mesh network there is nothing to follow faces with: the
+  // detector runs on every frame.
+  bool can_follow() const { return analyser->options().landmarker != FaceLandmarkerModel::none; }
+
   // The face found again from its previous landmarks (the mesh network on a
   // crop around them), or nullopt when the mesh says there is no face there.
   std::optional<Face> follow(const at::Tensor& rgb, const Face& previous) {
@@ -132,7 +136,7 @@ struct FaceTracker::Impl {
   // detect_interval frames would be a visible jump. The detector then
   // confirms followed faces, finds new ones and ones that were lost.
   void detect_and_match(const at::Tensor& rgb) {
-    follow_all(rgb);
+    if (can_follow()) follow_all(rgb);
     lost_last_frame = false;  // the detector is running now
     ++stats.detector_runs;
     std::vector<Face> detections = analyser->detect(rgb);
@@ -299,8 +303,8 @@ struct FaceTracker::Impl {
       cut = true;
     }
 
-    const bool detect =
-        stats.frames == 1 || cut || fresh_start || lost_last_frame || frames_since_detection >= options.detect_interval;
+    const bool detect = stats.frames == 1 || cut || fresh_start || lost_last_frame ||
+                        frames_since_detection >= options.detect_interval || !can_follow();
     fresh_start = lost_last_frame = false;
     for (Track& t : tracks) {
       t.seen = t.detected = false;
