@@ -7,8 +7,15 @@
 //   }
 //
 // The detector runs every `detect_interval` frames, on a scene cut and when a
-// track is lost; in between each face's landmarks are found from its previous
-// landmarks (the mesh network only), which is both faster and steadier.
+// track is lost; each face's landmarks are found from its previous landmarks
+// (the mesh network only), which is both faster and steadier than a fresh
+// detection (on the GRID clips: ~25 vs ~40 ms/frame on 2 CPU cores, landmark
+// jitter 0.010 vs 0.012 eye distances before smoothing, 0.003 after). On
+// detector frames the detector confirms followed faces and finds new ones.
+// A scene cut is a jump in the colour histogram of a small copy of the frame
+// (a cut between two shots of very similar colours can go unnoticed: a face
+// then either loses its mesh, which calls the detector, or is checked against
+// its track's identity at the next detector frame when `describe` is on).
 // Detections are matched to tracks by box overlap, then by identity
 // (embedding), so a person keeps their id when faces cross or leave the view
 // for a few frames. Landmarks are smoothed with a One-Euro filter (steady on
