@@ -12,7 +12,9 @@
 #include <vector>
 
 #include "visage/error.hpp"
+#include "visage/pipeline.hpp"
 #include "visage/runtime.hpp"
+#include "visage/swap.hpp"
 
 namespace visage::cli {
 
@@ -68,7 +70,44 @@ int bench_analyse(Args& args);
 int enhance_images(Args& args);
 int bench_enhance(Args& args);
 int bench_mesh_canonical(Args& args);
+// The swap options shared by `swap` (images, videos) and `stream`.
+struct SwapCommand {
+  SwapOptions options;
+  FaceSelector selector;
+  std::optional<std::string> reference;  // --reference-face IMAGE[:N]
+  std::vector<std::string> sources;      // -s
+  std::vector<std::string> maps;         // --map REF[:N]=SOURCE
+};
+SwapCommand parse_swap_command(Args& args);
+
+struct Mapping {
+  std::vector<float> reference;
+  SourceFace source;
+};
+// The swapper with its sources loaded and the references resolved.
+struct PreparedSwap {
+  FaceSwapper swapper;
+  std::optional<SourceFace> source;
+  std::vector<Mapping> mappings;
+  FaceSelector selector;
+};
+PreparedSwap prepare_swap(const SwapCommand& command);
+
+// Video options of `swap` and `stream`: trimming, decoding, encoding, tracking, progress.
+enum class ProgressStyle { automatic, bar, json, none };
+struct VideoCommand {
+  VideoSwapOptions options;
+  ProgressStyle progress = ProgressStyle::automatic;
+};
+VideoCommand parse_video_command(Args& args);
+int swap_video_target(PreparedSwap& prepared, const std::string& input, const std::string& output,
+                      const VideoCommand& video, bool json);
+
+const char* video_options_usage();
+
 int swap_images(Args& args);
+int stream_video(Args& args);
+int bench_video(Args& args);
 int bench_swap(Args& args);
 int bench_swap_quality(Args& args);
 

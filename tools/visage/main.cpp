@@ -87,7 +87,8 @@ namespace {
 const char* kUsage = R"(usage: visage <command> [options]
 
 commands:
-  swap -s SRC -t TGT -o OUT  put the source's face onto the target's faces (images)
+  swap -s SRC -t TGT -o OUT  put the source's face onto the target's faces (images, videos)
+  stream -s SRC -i IN -o OUT live swap: camera, URL or file to a file, /dev/videoN or udp://
   analyse IMAGE...         find faces: boxes, landmarks, age, gender, identity (table or JSON)
   enhance IMAGE... -o OUT  sharper faces (ESRGAN face enhancer) and/or the whole image x2/x4
   inspect MODEL            print a model's inputs, outputs and operators after optimisation
@@ -97,6 +98,7 @@ commands:
   bench enhance [options]  face enhancer ms per face, frame enhancer ms per megapixel (CPU, CUDA)
   bench swap [options]     one face swap in a 1080p frame, per stage (CPU, CUDA)
   bench swap-quality --sources A,.. --targets X,..  identity/landmark figures vs the plain paste, contact sheet
+  bench video --video CLIP --source IMAGE  the whole video pipeline in fps, per stage, memory; jitter
   bench mesh-canonical IMAGE...  the mean symmetric frontal mesh (src/swap/canonical_mesh.cpp)
 
 run `visage <command> --help` for a command's options.
@@ -150,6 +152,14 @@ int main(int argc, char** argv) {
     if (command == "swap") {
       visage::cli::Args args(argc, argv, 2);
       return visage::cli::swap_images(args);
+    }
+    if (command == "bench" && argc >= 3 && std::string(argv[2]) == "video") {
+      visage::cli::Args args(argc, argv, 3);
+      return visage::cli::bench_video(args);
+    }
+    if (command == "stream") {
+      visage::cli::Args args(argc, argv, 2);
+      return visage::cli::stream_video(args);
     }
     if (command == "inspect") {
       visage::cli::Args args(argc, argv, 2);

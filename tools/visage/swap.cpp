@@ -10,6 +10,7 @@
 #include "visage/face.hpp"
 #include "visage/image.hpp"
 #include "visage/swap.hpp"
+#include "visage/video.hpp"
 
 namespace visage::cli {
 
@@ -23,6 +24,10 @@ target, OUTPUT may be a file name; otherwise it is a directory, created if
 needed, that receives each result under its target's name. Outputs are written
 atomically and never over an input; a batch goes on past files that fail and
 lists them (exit status 1).
+
+A TARGET video (.mp4 .mov .mkv .webm .avi .m4v .ts .mpg) is swapped frame by
+frame into the OUTPUT video, keeping its timing and audio, with a progress bar
+(see the video options below).
 
 options:
   -s, --source IMAGE             source face photo (repeatable)
@@ -65,23 +70,15 @@ std::vector<std::string> split(const std::string& text, char sep) {
   return out;
 }
 
-struct Mapping {
-  std::vector<float> reference;
-  SourceFace source;
-};
-
 double ms_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
 }
 
 }  // namespace
 
-int swap_images(Args& args) {
-  if (args.flag("--help")) {
-    std::cout << kSwapUsage;
-    return 0;
-  }
-  SwapOptions options;
+SwapCommand parse_swap_command(Args& args) {
+  SwapCommand c;
+  SwapOptions& options = c.options;
   options.analyser.attributes = false;
   options.analyser.runtime = parse_runtime_options(args);
   if (auto v = args.value("--detector")) options.analyser.detector = parse_face_detector(*v);
@@ -123,7 +120,7 @@ int swap_images(Args& args) {
   }
   if (auto v = args.value("--face-enhancer-weight"))
     options.enhancer.weight = parse_unit_float(*v, "--face-enhancer-weight");
-  FaceSelector selector;
+  FaceSelector& selector = c.selector;
   if (auto v = args.value("--face-selector-mode")) selector.mode = parse_face_selector_mode(*v);
   if (auto v = args.value("--face-selector-order")) selector.order = parse_face_order(*v);
   if (auto v = args.value("--face-selector-gender")) selector.gender = parse_gender(*v);
@@ -131,28 +128,18 @@ int swap_images(Args& args) {
   if (auto v = args.value("--face-selector-age-end")) selector.age_max = parse_float(*v, "--face-selector-age-end");
   if (auto v = args.value("--reference-face-distance"))
     selector.reference_distance = parse_float(*v, "--reference-face-distance");
-  auto reference = args.value("--reference-face");
-  ImageWriteOptions write_options;
-  write_options.quality = args.int_or("--output-image-quality", 92);
-  if (write_options.quality < 1 || write_options.quality > 100)
-    throw Error(ErrorKind::bad_input, "--output-image-quality must be within 1..100");
-  bool json = args.flag("--json");
-  std::vector<std::string> sources = args.values("--source", "-s");
-  std::vector<std::string> targets = args.values("--target", "-t");
-  std::vector<std::string> maps = args.values("--map");
-  auto output = args.value("--output");
-  if (!output) output = args.value("-o");
-  args.finish();
-  for (const auto& p : args.positionals()) targets.push_back(p);
-  if ((sources.empty() && maps.empty()) || targets.empty() || !output) {
-    std::cerr << kSwapUsage;
-    return 2;
-  }
-  if (selector.mode == FaceSelectorMode::reference && !reference)
-    throw Error(ErrorKind::bad_input, "--face-selector-mode reference needs --reference-face IMAGE[:N]");
+  c.reference = args.value("--reference-face");
+  c.sources = args.values("--source", "-s");
+  c.maps = args.values("--map");
   if (selector.gender || selector.age_min || selector.age_max) options.analyser.attributes = true;
+  return c;
+}
 
-  FaceSwapper swapper(options);
+PreparedSwap prepare_swap(const SwapCommand& c) {
+  if (c.selector.mode == FaceSelectorMode::reference && !c.reference)
+    throw Error(ErrorKind::bad_input, "--face-selector-mode reference needs --reference-face IMAGE[:N]");
+  PreparedSwap p{FaceSwapper(c.options), std::nullopt, {}, c.selector};
+  FaceSwapper& swapper = p.swapper;
   auto read_all = [](const std::vector<std::string>& names) {
     std::vector<at::Tensor> images;
     for (const auto& n : names) images.push_back(read_image(n).rgb);
@@ -165,17 +152,54 @@ int swap_images(Args& args) {
       throw Error(ErrorKind::bad_input, text + ": the image has " + std::to_string(faces.size()) + " face(s)");
     return faces[index].embedding;
   };
-  std::optional<SourceFace> source;
-  if (!sources.empty()) source = swapper.prepare_source(read_all(sources));
-  std::vector<Mapping> mappings;
-  for (const auto& m : maps) {
+  if (!c.sources.empty()) p.source = swapper.prepare_source(read_all(c.sources));
+  for (const auto& m : c.maps) {
     auto eq = m.find('=');
     if (eq == std::string::npos || eq == 0 || eq + 1 == m.size())
       throw Error(ErrorKind::bad_input, "--map needs REF[:N]=SOURCE, got '" + m + "'");
-    mappings.push_back(
+    p.mappings.push_back(
         {reference_embedding(m.substr(0, eq)), swapper.prepare_source(read_all(split(m.substr(eq + 1), ',')))});
   }
-  if (reference) selector.references.push_back(reference_embedding(*reference));
+  if (c.reference) p.selector.references.push_back(reference_embedding(*c.reference));
+  return p;
+}
+
+int swap_images(Args& args) {
+  if (args.flag("--help")) {
+    std::cout << kSwapUsage << video_options_usage();
+    return 0;
+  }
+  SwapCommand command = parse_swap_command(args);
+  VideoCommand video = parse_video_command(args);
+  ImageWriteOptions write_options;
+  write_options.quality = args.int_or("--output-image-quality", 92);
+  if (write_options.quality < 1 || write_options.quality > 100)
+    throw Error(ErrorKind::bad_input, "--output-image-quality must be within 1..100");
+  bool json = args.flag("--json");
+  std::vector<std::string> targets = args.values("--target", "-t");
+  auto output = args.value("--output");
+  if (!output) output = args.value("-o");
+  args.finish();
+  for (const auto& p : args.positionals()) targets.push_back(p);
+  if ((command.sources.empty() && command.maps.empty()) || targets.empty() || !output) {
+    std::cerr << kSwapUsage;
+    return 2;
+  }
+  std::vector<std::filesystem::path> videos;
+  for (const auto& t : targets)
+    if (is_video_path(t)) videos.push_back(t);
+  if (!videos.empty()) {
+    if (videos.size() != targets.size() || targets.size() != 1)
+      throw Error(ErrorKind::bad_input, "a video target is swapped on its own: one -t VIDEO, one -o VIDEO");
+    PreparedSwap prepared = prepare_swap(command);
+    return swap_video_target(prepared, targets[0], *output, video, json);
+  }
+  PreparedSwap prepared = prepare_swap(command);
+  FaceSwapper& swapper = prepared.swapper;
+  std::optional<SourceFace>& source = prepared.source;
+  std::vector<Mapping>& mappings = prepared.mappings;
+  FaceSelector& selector = prepared.selector;
+  const std::vector<std::string>& sources = command.sources;
 
   std::vector<std::filesystem::path> files = expand_inputs(targets);
   std::filesystem::path out_path(*output);
