@@ -225,6 +225,10 @@ struct VideoReader::Impl {
     while (true) {
       av::clear_last_log();
       const int read = av_read_frame(format, packet.get());
+      if (read == AVERROR(EAGAIN)) {  // a live device in non-blocking mode with nothing yet
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        continue;
+      }
       if (read == AVERROR_EOF || (read < 0 && format->pb && avio_feof(format->pb))) {
         demuxer_done = true;
         av::check(avcodec_send_packet(decoder.get(), nullptr), ErrorKind::internal, frame_context() + ": flush");
