@@ -6,16 +6,19 @@
 # X11, audio servers, ...), about 165 MB in all: too much for the 64 MiB the
 # device tool carries. The bundle holds the real libraries Visage uses
 # (libavformat, libavcodec, libavdevice, libavutil, libswscale, libswresample,
-# libx264 for CPU H.264 encoding) and the few small ones they need that have no
-# dependencies of their own; every other library they name (DT_NEEDED) is a
-# generated stub with the same SONAME. Debian links libav* with BIND_NOW, so
-# each stub defines every symbol the real libraries import from it, under the
-# same symbol version: functions print the symbol's name and abort, data
-# objects are zero-filled with the real object's size. Stubs need only libc.
-# FFmpeg reaches these libraries only through the codecs, formats and devices
-# that wrap them (libx265, libvpx, gnutls for https, xcb for screen grabbing),
-# none of which Visage asks for; NVDEC/NVENC (libcuda, libnvcuvid) are opened
-# with dlopen at run time from the driver, not linked.
+# libx264 for CPU H.264 encoding, libvpx/libopus/libdav1d) and the few small
+# ones they need that have no dependencies of their own; every other library
+# they name (DT_NEEDED) is a generated stub with the same SONAME. Debian links
+# libav* with BIND_NOW, so each stub defines every symbol the real libraries
+# import from it (and the real library's other C symbols and versions), under
+# the same symbol version: functions print the symbol's name and abort (a few
+# that FFmpeg calls for every codec or probe answer "nothing": see special
+# below), data objects are zero-filled with the real object's size. Stubs
+# need only libc. FFmpeg reaches these libraries only through the codecs,
+# formats and devices that wrap them (libx265, libaom, gnutls for https, xcb
+# for screen grabbing), none of which Visage asks for by default; NVDEC/NVENC
+# (libcuda, libnvcuvid, libnvidia-encode) are opened with dlopen at run time
+# from the driver, not linked.
 #
 # Layout: lib/ (the libraries, unversioned .so links, pkgconfig/*.pc pointing
 # here), include/ (the libav* and libsw* headers). Use it either with
