@@ -51,9 +51,12 @@ fi
 # crash when called (remove_all, seen in the tests' temporary-directory
 # clean-up); load the system libstdc++ first so those bind to it.
 export LD_PRELOAD=$(g++ -print-file-name=libstdc++.so.6)
-# FFmpeg's libraries and stubs for the Visage programs only: the stubs would
-# shadow real libraries of other programs (cmake's libxml2, for one).
-[ -d .gpu/ffmpeg ] && export LD_LIBRARY_PATH=$PWD/.gpu/ffmpeg/lib:$LD_LIBRARY_PATH
+# FFmpeg's libraries and stubs for the Visage programs (and the bundle's
+# ffmpeg/ffprobe, which the video tests make their clips with) only: the stubs
+# would shadow real libraries of other programs (cmake's libxml2, for one).
+if [ -d .gpu/ffmpeg ]; then
+  export LD_LIBRARY_PATH=$PWD/.gpu/ffmpeg/lib:$LD_LIBRARY_PATH PATH=$PWD/.gpu/ffmpeg/bin:$PATH
+fi
 build-gpu/tests/visage_tests --gtest_filter="${VISAGE_GPU_TESTS:-*}" 2>&1 | tee "$out/tests.log" | grep -E "^\[  (FAILED|PASSED|SKIPPED) |OK \]|tests ran|error" | tail -60
 if [ -z "${VISAGE_SKIP_RUNTIME_BENCH:-}" ]; then
   build-gpu/visage bench runtime --device all --threads "${VISAGE_BENCH_THREADS:-2}" --json "$out/bench_gpu.json" \

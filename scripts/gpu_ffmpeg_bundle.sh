@@ -21,7 +21,7 @@
 # from the driver, not linked.
 #
 # Layout: lib/ (the libraries, unversioned .so links, pkgconfig/*.pc pointing
-# here), include/ (the libav* and libsw* headers). Use it either with
+# here), include/ (the libav* and libsw* headers), bin/ (ffmpeg, ffprobe). Use it either with
 # PKG_CONFIG_PATH=.gpu/ffmpeg/lib/pkgconfig or, where pkg-config is missing,
 # cmake -DLIBAV_ROOT=$PWD/.gpu/ffmpeg. At run time put .gpu/ffmpeg/lib on
 # LD_LIBRARY_PATH only for Visage's own programs: the stubs would shadow the
@@ -44,6 +44,10 @@ incdir=/usr/include/x86_64-linux-gnu
 real=(libavformat.so.59 libavcodec.so.59 libavdevice.so.59 libavutil.so.57 libswscale.so.6 libswresample.so.4
       libx264.so.164 libvpx.so.7 libopus.so.0 libdav1d.so.6 liblzma.so.5 libbz2.so.1.0 libwebp.so.7 libwebpmux.so.3
       libdrm.so.2)
+# The ffmpeg and ffprobe programs (the video tests make their clips with
+# them) and the libraries they add: libavfilter, libpostproc.
+tools=(ffmpeg ffprobe)
+real+=(libavfilter.so.8 libpostproc.so.56)
 # Libraries every Linux machine has (glibc's own, the compiler runtime, zlib):
 # never bundled, so that the machine's newer ones are used.
 system=(libc.so.6 libm.so.6 libdl.so.2 libpthread.so.0 librt.so.1 ld-linux-x86-64.so.2 libstdc++.so.6 libgcc_s.so.1
@@ -58,6 +62,10 @@ mkdir -p "$out/lib/pkgconfig" "$out/include"
 for lib in "${real[@]}"; do
   cp -L "$libdir/$lib" "$out/lib/"
   strip --strip-unneeded "$out/lib/$lib"
+done
+mkdir -p "$out/bin"
+for tool in "${tools[@]}"; do
+  cp -L "/usr/bin/$tool" "$out/bin/"
 done
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
