@@ -62,12 +62,27 @@ if [ -z "${VISAGE_SKIP_RUNTIME_BENCH:-}" ]; then
   build-gpu/visage bench runtime --device all --threads "${VISAGE_BENCH_THREADS:-2}" --json "$out/bench_gpu.json" \
     ${VISAGE_BENCH_ARGS:-} 2>&1 | tee "$out/bench.log"
 fi
+if [ -z "${VISAGE_SKIP_ANALYSE_BENCH:-}" ]; then
 build-gpu/visage bench analyse --device all --threads "${VISAGE_BENCH_THREADS:-2}" --json "$out/bench_analyse_gpu.json" \
   2>&1 | tee "$out/bench_analyse.log"
+fi
 if [ -z "${VISAGE_SKIP_SWAP_BENCH:-}" ]; then
   for args in "--device cuda" "--device cuda --fp16" "--device cuda --fp16 --cuda-graphs --landmarker mesh --tile-size -1" \
               "--device cpu --threads ${VISAGE_BENCH_THREADS:-2}"; do
     tag=$(echo "$args" | tr -d ' -' )
     build-gpu/visage bench swap $args --json "$out/bench_swap_$tag.json" 2>&1 | tee -a "$out/bench_swap.log"
+  done
+fi
+# The whole video pipeline on a clip put into .gpu/media/ (VISAGE_VIDEO_BENCH=clip name):
+# NVDEC or software decoding, CUDA fp16 swaps, x264 on this machine's cores.
+if [ -n "${VISAGE_VIDEO_BENCH:-}" ] && [ -d .gpu/ffmpeg ]; then
+  clip=.gpu/media/$VISAGE_VIDEO_BENCH
+  face=.gpu/third_party/debian/skimage/astronaut.png
+  # VISAGE_VIDEO_BENCH_ARGS: configurations separated by ';' (default: worker counts, NVDEC).
+  IFS=';' read -ra configs <<< "${VISAGE_VIDEO_BENCH_ARGS:---device cuda --fp16 --workers 2;--device cuda --fp16 --workers 4;--device cuda --fp16 --workers 4 --hwaccel cuda}"
+  for args in "${configs[@]}"; do
+    tag=$(echo "$args" | tr -d ' -' )
+    build-gpu/visage bench video --video "$clip" --source "$face" --landmarker mesh --detector blazeface-front $args \
+      --json "$out/bench_video_$tag.json" 2>&1 | tee -a "$out/bench_video.log"
   done
 fi

@@ -112,6 +112,23 @@ bool cuda_available();
 // Benchmarks call it before reading a clock.
 void cuda_synchronize();
 
+// While it lives, the calling thread queues its CUDA work on a stream of its
+// own (from ATen's pool) instead of the shared default stream, so that
+// workers on one GPU overlap rather than wait behind each other. Tensors a
+// thread makes under a scope should stay with that thread (or be synchronised
+// before another thread uses them). A no-op without CUDA.
+class CudaStreamScope {
+ public:
+  CudaStreamScope();
+  ~CudaStreamScope();
+  CudaStreamScope(const CudaStreamScope&) = delete;
+  CudaStreamScope& operator=(const CudaStreamScope&) = delete;
+
+ private:
+  struct Guard;
+  std::unique_ptr<Guard> guard_;
+};
+
 // Where the bundled model packages live: $VISAGE_NPM_DIR when set, else the
 // first of <dir of the running program>/../third_party/npm/node_modules and
 // ./third_party/npm/node_modules that exists. Empty when none does.

@@ -165,6 +165,7 @@ VideoSwapReport swap_video(FaceSwapper& swapper, const SourceFace* source, const
   if (workers <= 0) workers = on_gpu ? 2 : std::clamp(static_cast<int>(std::thread::hardware_concurrency()), 1, 4);
   const int64_t budget = options.queue_frames > 0 ? options.queue_frames : 2 * workers + 4;
 
+  cuda_synchronize();  // the source's texture is complete before other streams read it
   std::vector<FaceSwapper> clones;
   for (int i = 0; i < workers; ++i) clones.push_back(swapper.clone());
   FaceTracker tracker(swapper.analyser(), options.tracking);
@@ -233,11 +234,15 @@ VideoSwapReport swap_video(FaceSwapper& swapper, const SourceFace* source, const
 
   std::thread track_thread([&] {
     try {
+      // Each GPU thread queues on its own stream; frames cross threads as
+      // CPU tensors (a worker uploads its own copy), so no device tensor is
+      // shared between streams.
+      std::optional<CudaStreamScope> stream;
+      if (on_gpu) stream.emplace();
       while (auto work = to_track.pop()) {
         auto t0 = Clock::now();
         at::Tensor upright = turn_upright(work->frame.rgb, info.rotation);
-        if (on_gpu) upright = upright.to(at::kCUDA, /*non_blocking=*/false);
-        std::vector<TrackedFace> tracks = tracker.track(upright, work->frame.time);
+        std::vector<TrackedFace> tracks = tracker.track(on_gpu ? upright.to(at::kCUDA) : upright, work->frame.time);
         work->jobs = selector.choose(tracks);
         work->frame.rgb = upright;
         {
@@ -257,6 +262,8 @@ VideoSwapReport swap_video(FaceSwapper& swapper, const SourceFace* source, const
     swap_threads.emplace_back([&, w] {
       try {
         FaceSwapper& mine = clones[w];
+        std::optional<CudaStreamScope> stream;
+        if (on_gpu) stream.emplace();
         while (auto work = to_swap.pop()) {
           auto t0 = Clock::now();
           if (!work->jobs.empty()) {

@@ -450,6 +450,20 @@ void cuda_synchronize() {
 #endif
 }
 
+#ifdef VISAGE_WITH_CUDA
+struct CudaStreamScope::Guard {
+  explicit Guard(c10::cuda::CUDAStream stream) : guard(stream) {}
+  c10::cuda::CUDAStreamGuard guard;
+};
+CudaStreamScope::CudaStreamScope() {
+  if (at::cuda::is_available()) guard_ = std::make_unique<Guard>(c10::cuda::getStreamFromPool());
+}
+#else
+struct CudaStreamScope::Guard {};
+CudaStreamScope::CudaStreamScope() = default;
+#endif
+CudaStreamScope::~CudaStreamScope() = default;
+
 bool cuda_available() {
 #ifdef VISAGE_WITH_CUDA
   return at::cuda::is_available();
