@@ -50,6 +50,10 @@ struct FaceSwapper::Impl {
 namespace {
 
 constexpr int max_texture_side = 512;
+// The texture region has a 15% margin on each side, so it holds at most this
+// many pixels of face; larger target faces are composed at this face size
+// (finer work would only resample the same texture) and scaled up.
+constexpr float compose_face_size = max_texture_side / 1.3f;
 
 at::Device device_of(const SwapOptions& options) {
   return options.analyser.runtime.device == Device::cuda
@@ -413,14 +417,27 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
     // 2. Outline: the surroundings follow the face's new outline.
     if (options.shape_weight > 0) background = warp_outline(background, old_local, new_local, face_size);
     at::Tensor bg_hwc = background.squeeze(0).permute({1, 2, 0}).contiguous();
+    const at::Tensor bg_full = bg_hwc;
+    int h = roi.height, w = roi.width;
+    Box box_local{face_box.x - roi.x0, face_box.y - roi.y0, face_box.width, face_box.height};
+    const float work_scale = std::min(1.f, compose_face_size / face_size);
+    if (work_scale < 1.f) {
+      h = std::max(1, static_cast<int>(std::lround(h * work_scale)));
+      w = std::max(1, static_cast<int>(std::lround(w * work_scale)));
+      bg_hwc = at::_upsample_bilinear2d_aa(background, {h, w}, false).squeeze(0).permute({1, 2, 0}).contiguous();
+      for (auto& p : new_local) p.x *= work_scale, p.y *= work_scale, p.z *= work_scale;
+      box_local = {box_local.x * work_scale, box_local.y * work_scale, box_local.width * work_scale,
+                   box_local.height * work_scale};
+      face_size *= work_scale;
+    }
 
     // 3. Texture from the source, direct or mirrored, whichever is usable.
     // Only the mesh's bounding box needs the lookup.
     Box mesh_box = face::bounding_box(flat(new_local));
-    const int sx0 = std::clamp(static_cast<int>(std::floor(mesh_box.x)) - 1, 0, roi.width - 1);
-    const int sy0 = std::clamp(static_cast<int>(std::floor(mesh_box.y)) - 1, 0, roi.height - 1);
-    const int sw = std::clamp(static_cast<int>(std::ceil(mesh_box.x + mesh_box.width)) + 1, sx0 + 1, roi.width) - sx0;
-    const int sh = std::clamp(static_cast<int>(std::ceil(mesh_box.y + mesh_box.height)) + 1, sy0 + 1, roi.height) - sy0;
+    const int sx0 = std::clamp(static_cast<int>(std::floor(mesh_box.x)) - 1, 0, w - 1);
+    const int sy0 = std::clamp(static_cast<int>(std::floor(mesh_box.y)) - 1, 0, h - 1);
+    const int sw = std::clamp(static_cast<int>(std::ceil(mesh_box.x + mesh_box.width)) + 1, sx0 + 1, w) - sx0;
+    const int sh = std::clamp(static_cast<int>(std::ceil(mesh_box.y + mesh_box.height)) + 1, sy0 + 1, h) - sy0;
     Correspondence corr =
         mesh_correspondence(shifted(new_local, -sx0, -sy0), src.mesh, topo.mirror, topo.triangles, sh, sw);
     const int tex_w = static_cast<int>(src.texture.size(3)), tex_h = static_cast<int>(src.texture.size(2));
@@ -445,9 +462,9 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
     auto sub = [&](const at::Tensor& t) { return t.narrow(0, sy0, sh).narrow(1, sx0, sw); };
     at::Tensor layer = bg_hwc.clone();
     sub(layer).copy_(texture * own_sub + sub(bg_hwc) * (1.f - own_sub));
-    at::Tensor own = at::zeros({roi.height, roi.width, 1}, bg_hwc.options());
+    at::Tensor own = at::zeros({h, w, 1}, bg_hwc.options());
     sub(own).copy_(own_sub);
-    at::Tensor covered = at::zeros({roi.height, roi.width}, bg_hwc.options());
+    at::Tensor covered = at::zeros({h, w}, bg_hwc.options());
     sub(covered).copy_(covered_sub);
 
     // 4. Masks, colour, blend.
@@ -467,7 +484,6 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
                                                                   {FaceMaskRegion::mouth, &parts.mouth}};
     for (const auto& [region, polygon] : features) (wants(region) ? selected : excluded).push_back(*polygon);
     if (options.keep_mouth_interior && wants(FaceMaskRegion::mouth)) excluded.push_back(parts.mouth);
-    const int h = roi.height, w = roi.width;
     at::Tensor hull = fill_polygons(h, w, {parts.hull}, device);
     at::Tensor mask = at::ones({h, w}, at::TensorOptions().dtype(at::kFloat).device(device));
     if (options.mask.region) {
@@ -478,10 +494,10 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
     }
     if (options.mask.box) {
       const auto& pad = options.mask.padding;  // percent: top, right, bottom, left
-      float bx0 = face_box.x - roi.x0 - pad[3] / 100.f * face_box.width;
-      float bx1 = face_box.x - roi.x0 + face_box.width * (1 + pad[1] / 100.f);
-      float by0 = face_box.y - roi.y0 - pad[0] / 100.f * face_box.height;
-      float by1 = face_box.y - roi.y0 + face_box.height * (1 + pad[2] / 100.f);
+      float bx0 = box_local.x - pad[3] / 100.f * box_local.width;
+      float bx1 = box_local.x + box_local.width * (1 + pad[1] / 100.f);
+      float by0 = box_local.y - pad[0] / 100.f * box_local.height;
+      float by1 = box_local.y + box_local.height * (1 + pad[2] / 100.f);
       Polygon box{{bx0, by0}, {bx1, by0}, {bx1, by1}, {bx0, by1}};
       mask = at::minimum(mask, fill_polygons(h, w, {box}, device));
     }
@@ -501,7 +517,18 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
       layer = transfer_colour(layer, bg_hwc, skin, options.colour);
     }
     at::Tensor blended = blend(layer, bg_hwc, feathered, options.blend);
-    out.narrow(0, roi.y0, h).narrow(1, roi.x0, w).copy_(blended.round().clamp(0, 255).to(at::kByte));
+    if (work_scale < 1.f) {
+      // Scaled up; where the mask is below 1 the target's own fine detail
+      // (what the reduced scale lost) comes back in proportion.
+      auto up = [&](const at::Tensor& hwc) {
+        return at::upsample_bilinear2d(hwc.permute({2, 0, 1}).unsqueeze(0), {roi.height, roi.width}, false)
+            .squeeze(0)
+            .permute({1, 2, 0});
+      };
+      at::Tensor alpha = up(feathered.unsqueeze(2));
+      blended = up(blended) + (1.f - alpha) * (bg_full - up(bg_hwc));
+    }
+    out.narrow(0, roi.y0, roi.height).narrow(1, roi.x0, roi.width).copy_(blended.round().clamp(0, 255).to(at::kByte));
     ++impl_->swapped;
     if (impl_->enhancer) {
       Face f = job.target;
