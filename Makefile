@@ -40,12 +40,21 @@ NPM_DIR := third_party/npm/node_modules
 DEMO_SOURCE := third_party/debian/skimage/astronaut.png
 DEMO_TARGETS := /usr/share/matplotlib/mpl-data/sample_data/grace_hopper.jpg \
 	$(NPM_DIR)/@vladmandic/face-api/demo/sample1.jpg
+# The video part: a clip made with FFmpeg from a bundled photo (with a tone as
+# its audio track), swapped into $(OUT_DIR)/video/swapped.mp4.
+DEMO_VIDEO_PHOTO := /usr/share/matplotlib/mpl-data/sample_data/grace_hopper.jpg
 demo: build
 	mkdir -p $(OUT_DIR)/swap $(OUT_DIR)/analyse
 	./$(BUILD_DIR)/visage swap -s $(DEMO_SOURCE) $(addprefix -t ,$(DEMO_TARGETS)) -o $(OUT_DIR)/swap --json \
 		> $(OUT_DIR)/swap/summary.json.tmp && mv $(OUT_DIR)/swap/summary.json.tmp $(OUT_DIR)/swap/summary.json
 	./$(BUILD_DIR)/visage analyse $(DEMO_SOURCE) $(DEMO_TARGETS) --debug-out $(OUT_DIR)/analyse
-	@echo "demo: swapped images in $(OUT_DIR)/swap/ (summary.json), face analysis drawings in $(OUT_DIR)/analyse/"
+	mkdir -p $(OUT_DIR)/video
+	ffmpeg -v error -y -loop 1 -i $(DEMO_VIDEO_PHOTO) -f lavfi -i sine=frequency=440:sample_rate=44100 \
+		-filter_complex "[0:v]scale=640:-2,crop=480:480:x='40+20*t':y=20,format=yuv420p[v]" -map '[v]' -map 1:a \
+		-t 3 -r 25 -c:v libx264 -preset veryfast -c:a aac $(OUT_DIR)/video/clip.mp4
+	./$(BUILD_DIR)/visage swap -s $(DEMO_SOURCE) -t $(OUT_DIR)/video/clip.mp4 -o $(OUT_DIR)/video/swapped.mp4
+	@echo "demo: swapped images in $(OUT_DIR)/swap/ (summary.json), face analysis drawings in $(OUT_DIR)/analyse/,"
+	@echo "      a 3 s clip panning over $(notdir $(DEMO_VIDEO_PHOTO)) and its swap in $(OUT_DIR)/video/"
 
 # Regenerates tests/goldens/ with the reference runtimes (needs `make deps`).
 goldens: deps
