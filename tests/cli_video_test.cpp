@@ -196,4 +196,31 @@ TEST_F(CliVideo, StreamReadsAFileAtItsOwnPaceAndAccountsForEveryFrame) {
   EXPECT_EQ(static_cast<int64_t>(read_all(out).size()), report["frames_written"].get<int64_t>());
 }
 
+TEST_F(CliVideo, StreamSendsMpegTsOverUdpToARealReceiver) {
+  // The receiver is FFmpeg itself, listening before the stream starts; it
+  // stops 5 s after the last packet.
+  const int port = 20000 + ::getpid() % 20000;
+  const fs::path received = dir / "received.ts";
+  std::string receiver = "timeout 60 ffmpeg -v error -y -i 'udp://127.0.0.1:" + std::to_string(port) +
+                         "?timeout=5000000' -c copy " + received.string() + " > /dev/null 2>&1 & echo $! > " +
+                         (dir / "receiver.pid").string();
+  ASSERT_EQ(std::system(receiver.c_str()), 0);
+  std::system("sleep 1");
+  auto run =
+      visage::test::run_cli("stream -s " + source.string() + " -i " + (dir / "clip.mp4").string() +
+                                " -o udp://127.0.0.1:" + std::to_string(port) + " --quiet --json --landmarker mesh",
+                            dir / "stderr.txt");
+  ASSERT_EQ(run.exit_code, 0) << read_text(dir / "stderr.txt");
+  auto report = nlohmann::json::parse(run.out);
+  std::string pid = read_text(dir / "receiver.pid");
+  pid.erase(pid.find_last_not_of(" \n") + 1);
+  std::system(("while kill -0 " + pid + " 2>/dev/null; do sleep 0.2; done").c_str());
+  ASSERT_TRUE(fs::exists(received)) << "the receiver got nothing";
+  int64_t written = report["frames_written"];
+  int64_t got = static_cast<int64_t>(read_all(received).size());
+  EXPECT_GT(written, 0);
+  EXPECT_GE(got, written - 2) << "frames lost between sender and receiver on localhost";
+  EXPECT_LE(got, written);
+}
+
 }  // namespace
