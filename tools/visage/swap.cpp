@@ -27,7 +27,8 @@ lists them (exit status 1).
 
 A TARGET video (.mp4 .mov .mkv .webm .avi .m4v .ts .mpg) is swapped frame by
 frame into the OUTPUT video, keeping its timing and audio, with a progress bar
-(see the video options below).
+(see the video options below). A video in which no face is found in any frame
+is still written (its frames unchanged) and the exit status is 1.
 
 options:
   -s, --source IMAGE             source face photo (repeatable)
