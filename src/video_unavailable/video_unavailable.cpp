@@ -2,9 +2,6 @@
 // says so with Error{unsupported}, so programs link and fail clearly at run time.
 #include "visage/video.hpp"
 
-#include <algorithm>
-#include <cctype>
-
 namespace visage {
 namespace {
 
@@ -32,20 +29,6 @@ const std::string& VideoWriter::encoder_name() const { unavailable(); }
 int64_t VideoWriter::frames_written() const { unavailable(); }
 
 VideoInfo probe_video(const std::string&, const VideoReaderOptions&) { unavailable(); }
-
-// Only names: the same answer with or without FFmpeg.
-bool is_video_path(const std::string& path) {
-  const auto dot = path.find_last_of('.');
-  const auto slash = path.find_last_of("/\\");
-  if (dot == std::string::npos || (slash != std::string::npos && dot < slash)) return false;
-  std::string extension = path.substr(dot + 1);
-  std::transform(extension.begin(), extension.end(), extension.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  for (const char* known : {"mp4", "mov", "mkv", "webm", "avi", "m4v", "ts", "mpg"}) {
-    if (extension == known) return true;
-  }
-  return false;
-}
 
 bool has_video_encoder(const std::string&) { return false; }
 bool has_video_decoder(const std::string&) { return false; }
