@@ -5,7 +5,6 @@
 
 #include <cstdio>
 #include <fstream>
-#include <sstream>
 
 #include "test_support.hpp"
 
@@ -24,8 +23,7 @@ TEST(CliAnalyse, BatchReportsFailuresAndKeepsGoing) {
   fs::create_directories(dir / "in");
   fs::copy_file(photo, dir / "in/a_group.jpg");
   {
-    std::ifstream in(photo, std::ios::binary);
-    std::string bytes((std::istreambuf_iterator<char>(in)), {});
+    std::string bytes = visage::test::read_text(photo);
     std::ofstream(dir / "in/b_truncated.jpg", std::ios::binary) << bytes.substr(0, bytes.size() / 3);
     std::ofstream(dir / "in/c_not_an_image.png") << "this is text, not a PNG";
   }
@@ -43,10 +41,8 @@ TEST(CliAnalyse, BatchReportsFailuresAndKeepsGoing) {
   EXPECT_EQ(results[3]["error"]["kind"], "io");
   EXPECT_TRUE(fs::exists(dir / "debug/a_group.debug.png"));
   EXPECT_FALSE(fs::exists(dir / "debug/b_truncated.debug.png"));
-  std::ifstream err(dir / "stderr.txt");
-  std::stringstream text;
-  text << err.rdbuf();
-  EXPECT_NE(text.str().find("3 of 4 image(s) failed"), std::string::npos) << text.str();
+  std::string err = visage::test::read_text(dir / "stderr.txt");
+  EXPECT_NE(err.find("3 of 4 image(s) failed"), std::string::npos) << err;
   // Inputs are untouched.
   EXPECT_EQ(fs::file_size(dir / "in/a_group.jpg"), fs::file_size(photo));
   fs::remove_all(dir);

@@ -5,7 +5,6 @@
 #include <nlohmann/json.hpp>
 
 #include <fstream>
-#include <sstream>
 
 #include "test_support.hpp"
 #include "visage/image.hpp"
@@ -14,12 +13,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using visage::test::read_text;
 
 class CliSwap : public ::testing::Test {
  protected:

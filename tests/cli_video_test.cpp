@@ -18,20 +18,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-// Every frame of a video file.
-std::vector<visage::VideoFrame> read_all(const fs::path& p) {
-  visage::VideoReader reader(p.string());
-  std::vector<visage::VideoFrame> frames;
-  while (auto f = reader.read()) frames.push_back(std::move(*f));
-  return frames;
-}
+using visage::test::read_text;
+using visage::test::read_video_frames;
 
 class CliVideo : public ::testing::Test {
  protected:
@@ -104,7 +92,7 @@ TEST_F(CliVideo, SwapsEveryFrameKeepsTimingAndAudioAndReportsProgress) {
   EXPECT_TRUE(out_info.has_audio);
   EXPECT_NEAR(out_info.duration, in_info.duration, 0.1);
 
-  std::vector<visage::VideoFrame> before = read_all(dir / "clip.mp4"), after = read_all(out);
+  std::vector<visage::VideoFrame> before = read_video_frames(dir / "clip.mp4"), after = read_video_frames(out);
   ASSERT_EQ(after.size(), before.size());
   for (size_t i = 0; i < after.size(); ++i) EXPECT_NEAR(after[i].time, before[i].time, 1e-3) << "frame " << i;
 
@@ -135,7 +123,7 @@ TEST_F(CliVideo, TrimsVideoAndAudioTogether) {
   visage::VideoInfo info = visage::probe_video(out.string());
   EXPECT_TRUE(info.has_audio);
   EXPECT_NEAR(info.duration, 1.0, 0.1);
-  EXPECT_NEAR(static_cast<double>(read_all(out).size()), 25, 1);
+  EXPECT_NEAR(static_cast<double>(read_video_frames(out).size()), 25, 1);
 }
 
 TEST_F(CliVideo, RotatedClipIsSwappedUprightAndKeepsItsRotation) {
@@ -193,7 +181,7 @@ TEST_F(CliVideo, StreamReadsAFileAtItsOwnPaceAndAccountsForEveryFrame) {
   EXPECT_GT(report["frames_written"].get<int64_t>(), 0);
   // Real-time pacing: reading 2 s of video takes about 2 s however fast the machine is.
   EXPECT_GE(report["seconds"].get<double>(), 1.9);
-  EXPECT_EQ(static_cast<int64_t>(read_all(out).size()), report["frames_written"].get<int64_t>());
+  EXPECT_EQ(static_cast<int64_t>(read_video_frames(out).size()), report["frames_written"].get<int64_t>());
 }
 
 TEST_F(CliVideo, StreamSendsMpegTsOverUdpToARealReceiver) {
@@ -217,7 +205,7 @@ TEST_F(CliVideo, StreamSendsMpegTsOverUdpToARealReceiver) {
   std::system(("while kill -0 " + pid + " 2>/dev/null; do sleep 0.2; done").c_str());
   ASSERT_TRUE(fs::exists(received)) << "the receiver got nothing";
   int64_t written = report["frames_written"];
-  int64_t got = static_cast<int64_t>(read_all(received).size());
+  int64_t got = static_cast<int64_t>(read_video_frames(received).size());
   EXPECT_GT(written, 0);
   EXPECT_GE(got, written - 2) << "frames lost between sender and receiver on localhost";
   EXPECT_LE(got, written);
@@ -242,7 +230,7 @@ TEST_F(CliVideo, AClipWithoutFacesIsWrittenUnchangedAndReported) {
   auto report = nlohmann::json::parse(run.out);
   EXPECT_EQ(report["faces_swapped"], 0);
   EXPECT_EQ(report["frames_written"], 25);
-  EXPECT_EQ(static_cast<int64_t>(read_all(out).size()), 25);
+  EXPECT_EQ(static_cast<int64_t>(read_video_frames(out).size()), 25);
 }
 
 }  // namespace

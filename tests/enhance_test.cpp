@@ -6,7 +6,6 @@
 
 #include <cmath>
 #include <fstream>
-#include <sstream>
 
 #include "test_support.hpp"
 #include "visage/enhance.hpp"
@@ -338,12 +337,7 @@ struct CliRun {
 CliRun run_cli(const std::string& arguments, const fs::path& dir) {
   fs::path err_file = dir / "stderr.txt";
   visage::test::CliRun ran = visage::test::run_cli(arguments, err_file);
-  CliRun run{ran.exit_code, std::move(ran.out), ""};
-  std::ifstream in(err_file);
-  std::stringstream text;
-  text << in.rdbuf();
-  run.err = text.str();
-  return run;
+  return {ran.exit_code, std::move(ran.out), visage::test::read_text(err_file)};
 }
 
 TEST(CliEnhance, BatchWithACorruptFileKeepsGoing) {
@@ -354,8 +348,7 @@ TEST(CliEnhance, BatchWithACorruptFileKeepsGoing) {
   fs::create_directories(dir / "in");
   fs::copy_file(kGraceHopper, dir / "in/a_portrait.jpg");
   {
-    std::ifstream in(kGraceHopper, std::ios::binary);
-    std::string bytes((std::istreambuf_iterator<char>(in)), {});
+    std::string bytes = visage::test::read_text(kGraceHopper);
     std::ofstream(dir / "in/b_truncated.jpg", std::ios::binary) << bytes.substr(0, bytes.size() / 3);
   }
   CliRun run = run_cli("enhance " + (dir / "in").string() + " -o " + (dir / "out").string() +

@@ -39,6 +39,7 @@
 #include "image/codecs.hpp"
 #include "image/draw.hpp"
 #include "image/exif.hpp"
+#include "test_support.hpp"
 #include "visage/image.hpp"
 #include "visage/runtime.hpp"
 
@@ -109,16 +110,7 @@ class TempDir {
   fs::path path_;
 };
 
-template <typename F>
-Error expect_error(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e;
-  }
-  ADD_FAILURE() << "no visage::Error thrown";
-  return Error(ErrorKind::internal, "none");
-}
+using visage::test::expect_error;
 
 // A crop of Grace Hopper's photo that keeps the tests fast and is not square,
 // so a transpose cannot pass for a flip.

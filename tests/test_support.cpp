@@ -143,4 +143,18 @@ CliRun run_cli(const std::string& arguments, const std::filesystem::path& stderr
   return run;
 }
 
+std::string read_text(const std::filesystem::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+std::vector<VideoFrame> read_video_frames(const std::string& path, const VideoReaderOptions& options) {
+  VideoReader reader(path, options);
+  std::vector<VideoFrame> frames;
+  while (auto frame = reader.read()) frames.push_back(std::move(*frame));
+  return frames;
+}
+
 }  // namespace visage::test

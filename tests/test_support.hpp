@@ -8,6 +8,10 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <vector>
+
+#include "visage/error.hpp"
+#include "visage/video.hpp"
 
 namespace visage::test {
 
@@ -43,6 +47,25 @@ struct CliRun {
   std::string out;
 };
 CliRun run_cli(const std::string& arguments, const std::filesystem::path& stderr_file);
+
+// A whole file, bytes as they are, as a string ("" when it cannot be opened).
+std::string read_text(const std::filesystem::path& file);
+
+// Every frame of a video, in order.
+std::vector<VideoFrame> read_video_frames(const std::string& path, const VideoReaderOptions& options = {});
+
+// The visage::Error that `f` throws; a test failure (and an internal error
+// returned in its place) when it throws none.
+template <typename F>
+Error expect_error(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e;
+  }
+  ADD_FAILURE() << "no visage::Error thrown";
+  return Error(ErrorKind::internal, "(none)");
+}
 
 }  // namespace visage::test
 

@@ -126,8 +126,7 @@ const Clips& clips() {
       }
     }
     auto cut_half = [](const fs::path& from, const fs::path& to) {
-      std::ifstream in(from, std::ios::binary);
-      std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      std::string bytes = visage::test::read_text(from);
       std::ofstream(to, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size() / 2));
     };
     cut_half(full_end, c.no_moov);
@@ -141,8 +140,7 @@ const Clips& clips() {
     run("cat " + quote(small) + " " + quote(large) + " > " + quote(c.size_change));
     c.damaged = c.dir / "damaged.ts";
     {
-      std::ifstream in(small, std::ios::binary);
-      std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      std::string bytes = visage::test::read_text(small);
       std::mt19937 random(7);
       for (size_t i = bytes.size() / 2; i < bytes.size() / 2 + 4096 && i < bytes.size(); ++i) {
         bytes[i] = static_cast<char>(random());
@@ -168,12 +166,7 @@ const Clips& clips() {
   if (!clip.skip_reason.empty()) GTEST_SKIP() << clip.skip_reason; \
   ASSERT_FALSE(clip.dir.empty()) << "the test clips could not be made"
 
-std::vector<visage::VideoFrame> read_all(const std::string& path, const visage::VideoReaderOptions& options = {}) {
-  visage::VideoReader reader(path, options);
-  std::vector<visage::VideoFrame> frames;
-  while (auto frame = reader.read()) frames.push_back(std::move(*frame));
-  return frames;
-}
+using visage::test::read_video_frames;
 
 double psnr(const at::Tensor& a, const at::Tensor& b) {
   const double mse = (a.to(at::kDouble) - b.to(at::kDouble)).pow(2).mean().item<double>();
@@ -207,16 +200,7 @@ AudioSpan audio_span(const fs::path& file) {
   return span;
 }
 
-template <typename F>
-Error expect_error(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e;
-  }
-  ADD_FAILURE() << "no visage::Error thrown";
-  return Error(ErrorKind::internal, "(none)");
-}
+using visage::test::expect_error;
 
 }  // namespace
 
@@ -272,7 +256,7 @@ TEST(VideoIo, ReadsEveryFrameInOrderWithItsTime) {
 
 TEST(VideoIo, RoundTripKeepsFramesTimingColourAndAudio) {
   REQUIRE_CLIPS();
-  const auto source = read_all(clip.pan.string());
+  const auto source = read_video_frames(clip.pan.string());
   visage::VideoReader reader(clip.pan.string());
   const fs::path out = clip.dir / "round_trip.mp4";
   visage::VideoWriterOptions options;
@@ -320,7 +304,7 @@ TEST(VideoIo, RoundTripKeepsFramesTimingColourAndAudio) {
 
 TEST(VideoIo, TrimCutsVideoAndAudioTogether) {
   REQUIRE_CLIPS();
-  const auto source = read_all(clip.pan.string());
+  const auto source = read_video_frames(clip.pan.string());
   visage::VideoReaderOptions trim;
   trim.start = 0.4;  // frame 10
   trim.end = 1.4;    // up to frame 34
@@ -344,7 +328,7 @@ TEST(VideoIo, TrimCutsVideoAndAudioTogether) {
   EXPECT_NEAR(reader.info().start_time, 0.4, 1e-6);
   writer.finish();
   EXPECT_EQ(n, 25);
-  const auto frames = read_all(out.string());
+  const auto frames = read_video_frames(out.string());
   ASSERT_EQ(frames.size(), 25u);
   EXPECT_NEAR(frames.back().time, 24 / 25.0, 1e-4);
   const AudioSpan audio = audio_span(out);
@@ -354,7 +338,7 @@ TEST(VideoIo, TrimCutsVideoAndAudioTogether) {
 
 TEST(VideoIo, VariableFrameRateIsKept) {
   REQUIRE_CLIPS();
-  const auto source = read_all(clip.vfr.string());
+  const auto source = read_video_frames(clip.vfr.string());
   ASSERT_EQ(source.size(), 40u);
   // Frames 10..19 of the 25 fps clip were dropped: a 0.44 s step between frames 9 and 10 of this one.
   EXPECT_NEAR(source[10].time - source[9].time, 0.44, 1e-3);
@@ -365,7 +349,7 @@ TEST(VideoIo, VariableFrameRateIsKept) {
   visage::VideoWriter writer(out.string(), reader.info());
   while (auto frame = reader.read()) writer.write(*frame);
   writer.finish();
-  const auto again = read_all(out.string());
+  const auto again = read_video_frames(out.string());
   ASSERT_EQ(again.size(), source.size());
   for (size_t i = 0; i < source.size(); ++i) EXPECT_NEAR(again[i].time, source[i].time, 2e-3) << "frame " << i;
 }
@@ -434,7 +418,7 @@ TEST(VideoIo, AudioIsReencodedWhereTheContainerNeedsIt) {
   const visage::VideoInfo info = visage::probe_video(out.string());
   EXPECT_EQ(info.video_codec, "vp9");
   EXPECT_EQ(info.audio_codec, "opus");
-  EXPECT_EQ(read_all(out.string()).size(), 50u);
+  EXPECT_EQ(read_video_frames(out.string()).size(), 50u);
   const AudioSpan audio = audio_span(out);
   EXPECT_NEAR(audio.end - std::max(0.0, audio.start), 2.0, 0.05);
 
@@ -451,13 +435,13 @@ TEST(VideoIo, AudioIsReencodedWhereTheContainerNeedsIt) {
   const visage::VideoInfo avi_info = visage::probe_video(avi.string());
   EXPECT_EQ(avi_info.video_codec, "mpeg4");
   EXPECT_EQ(avi_info.audio_codec, "mp2");
-  EXPECT_EQ(read_all(avi.string()).size(), 50u);
+  EXPECT_EQ(read_video_frames(avi.string()).size(), 50u);
 }
 
 TEST(VideoIo, BrokenInputsFailClearly) {
   REQUIRE_CLIPS();
   auto expect_bad = [](const fs::path& file, const std::string& words) {
-    const Error e = expect_error([&] { read_all(file.string()); });
+    const Error e = expect_error([&] { read_video_frames(file.string()); });
     EXPECT_EQ(e.kind(), ErrorKind::bad_input) << e.what();
     EXPECT_NE(std::string(e.what()).find(file.string()), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find(words), std::string::npos) << e.what();
@@ -487,7 +471,7 @@ TEST(VideoIo, DamagedPacketsAreSkippedNotFatal) {
   // 4 KiB of noise in the middle of a 25-frame stream of a still photo (small P-frames: the
   // noise covers several): the decoder conceals or drops the damaged frames and the rest,
   // after the damage too, are delivered in order at their own times.
-  const auto frames = read_all(clip.damaged.string());
+  const auto frames = read_video_frames(clip.damaged.string());
   EXPECT_GE(frames.size(), 12u);
   EXPECT_LE(frames.size(), 25u);
   for (size_t i = 1; i < frames.size(); ++i) EXPECT_GT(frames[i].pts, frames[i - 1].pts);
@@ -497,7 +481,7 @@ TEST(VideoIo, DamagedPacketsAreSkippedNotFatal) {
 TEST(VideoIo, OddFrameSizesAreWritten) {
   REQUIRE_CLIPS();
   // 4:2:0 needs even sizes: a 161x121 picture is written as 4:4:4 and comes back intact.
-  auto source = read_all(clip.pan.string());
+  auto source = read_video_frames(clip.pan.string());
   visage::VideoInfo info = visage::probe_video(clip.pan.string());
   info.width = 161;
   info.height = 121;
@@ -511,7 +495,7 @@ TEST(VideoIo, OddFrameSizesAreWritten) {
     writer.write(frame);
   }
   writer.finish();
-  const auto again = read_all(out.string());
+  const auto again = read_video_frames(out.string());
   ASSERT_EQ(again.size(), 10u);
   for (size_t i = 0; i < again.size(); ++i) {
     ASSERT_EQ(again[i].rgb.sizes(), (std::vector<int64_t>{121, 161, 3}));
