@@ -11,6 +11,11 @@
 #include <c10/cuda/CUDAStream.h>
 #endif
 
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <optional>
 #include <set>
@@ -62,6 +67,12 @@ bool is_host_parameter(const std::string& op, size_t input) {
       {"CumSum", {1}},
       {"tf.StridedSlice", {1, 2, 3}},
       {"NonMaxSuppression", {2, 3, 4}},
+      // Scalars the kernels read on the host: on the device each read would
+      // copy back mid-run (and break CUDA-graph capture).
+      {"Clip", {1, 2}},
+      {"Dropout", {1, 2}},
+      {"Trilu", {1}},
+      {"tf.Slice", {1, 2}},
   };
   auto it = table.find(op);
   return it != table.end() && it->second.count(input) != 0;
@@ -206,13 +217,30 @@ std::unique_ptr<Model::Impl> Model::Impl::build(rt::Graph graph, const std::file
     // normalisation of an embedding, score decoding) are cheap but prone to
     // overflow in half precision: a sum of squares passes 65504 long before
     // the embedding does. They run in float32, like autocast's fp32 list.
-    size_t tail = 0;
+    // VISAGE_FP16_FP32_TAIL=N (a debugging knob) moves the start of the tail
+    // N convolutions / matrix products earlier; VISAGE_FP16_FP32_HEAD=N runs
+    // the first N of them (and the steps before) in float32, their results
+    // stored as half again.
+    auto env_count = [](const char* name) {
+      const char* value = std::getenv(name);
+      return value ? std::max(0, std::atoi(value)) : 0;
+    };
+    const int extra_tail = env_count("VISAGE_FP16_FP32_TAIL");
+    const int head_count = env_count("VISAGE_FP16_FP32_HEAD");
+    std::vector<size_t> compute;
     for (size_t s = 0; s < impl->steps.size(); ++s) {
       const std::string& op = impl->steps[s].op;
       if (op == "Conv" || op == "ConvTranspose" || op == "MatMul" || op == "Gemm" || op == "tf.BatchMatMul")
-        tail = s + 1;
+        compute.push_back(s);
     }
+    size_t tail = compute.empty() ? 0 : compute.back() + 1;
+    if (extra_tail > 0 && !compute.empty())
+      tail = compute[compute.size() - std::min(compute.size(), static_cast<size_t>(extra_tail))];
     for (size_t s = tail; s < impl->steps.size(); ++s) impl->steps[s].widen = true;
+    if (head_count > 0 && !compute.empty()) {
+      size_t head = compute[std::min(compute.size(), static_cast<size_t>(head_count)) - 1] + 1;
+      for (size_t s = 0; s < std::min(head, tail); ++s) impl->steps[s].widen = impl->steps[s].narrow = true;
+    }
   }
   for (const auto& output : graph.outputs) {
     if (!slot_of.count(output.name))
@@ -220,6 +248,43 @@ std::unique_ptr<Model::Impl> Model::Impl::build(rt::Graph graph, const std::file
     impl->output_slots.push_back(slot_of.at(output.name));
   }
   impl->slot_count = static_cast<int>(slot_of.size());
+
+  // Shape-only steps. Shape and Size read only their input's shape; a step
+  // whose every input is a constant or such a value computes the same thing
+  // on every run with the same input shapes (TF.js graphs rebuild index
+  // grids and reshape targets from Shape on every run: ~40% of
+  // facemesh-attention's steps). Sessions run them once per input shape, so
+  // that a CUDA graph never copies between host and device mid-run and eager
+  // runs skip the small kernels.
+  impl->memoize = options.optimize;
+  impl->static_slot.assign(static_cast<size_t>(impl->slot_count), 0);
+  impl->memo_slot.assign(static_cast<size_t>(impl->slot_count), 0);
+  for (const auto& [slot_index, value] : impl->constants) impl->static_slot[static_cast<size_t>(slot_index)] = 1;
+  for (auto& step : impl->steps) {
+    step.shape_key = (step.op == "Shape" || step.op == "Size") && step.outputs.size() == 1;
+    bool all_static = true;
+    for (int in : step.inputs)
+      if (in >= 0 && !impl->static_slot[static_cast<size_t>(in)]) all_static = false;
+    step.memoized = impl->memoize && !step.shape_key && all_static;
+    if (step.shape_key || step.memoized)
+      for (int out : step.outputs)
+        if (out >= 0) impl->static_slot[static_cast<size_t>(out)] = 1;
+  }
+  // A memoized value is kept only where a step that still runs (or the
+  // caller) reads it.
+  std::set<int> constant_slots;
+  for (const auto& [slot_index, value] : impl->constants) constant_slots.insert(slot_index);
+  std::vector<char> memo_output(static_cast<size_t>(impl->slot_count), 0);
+  for (const auto& step : impl->steps)
+    if (step.memoized)
+      for (int out : step.outputs)
+        if (out >= 0) memo_output[static_cast<size_t>(out)] = 1;
+  for (const auto& step : impl->steps)
+    if (!step.memoized)
+      for (int in : step.inputs)
+        if (in >= 0 && memo_output[static_cast<size_t>(in)]) impl->memo_slot[static_cast<size_t>(in)] = 1;
+  for (int out : impl->output_slots)
+    if (memo_output[static_cast<size_t>(out)]) impl->memo_slot[static_cast<size_t>(out)] = 1;
 
   // Release each intermediate after its last reader, so peak memory stays
   // near the largest live set rather than the sum of all values.
@@ -248,24 +313,110 @@ struct Session::State {
   // the intermediates stays under a budget.
   std::vector<at::Tensor> previous;
   bool reuse_buffers = true;
+
+  // Memoized steps (Model::Impl::Step::memoized): their outputs for the input
+  // shapes of memo_shapes, and each shape key's value then. A run whose
+  // shape keys differ (shapes that depend on data) starts over without the
+  // memo and turns it off for this session.
+  std::vector<at::Tensor> memo;
+  std::vector<at::Tensor> memo_keys;
+  std::vector<std::vector<int64_t>> memo_shapes;
+  bool memo_ready = false;
+  bool memo_off = false;
+  // Where remembered values are handed to the steps that read them: a
+  // kernel that would copy a host value to the device (or read a device
+  // value on the host) mid-run cannot be captured in a CUDA graph, so after
+  // such a failure the values it reads are staged on the other side once,
+  // when they are remembered (constants too, through constant_override).
+  std::vector<char> stage_on_device;
+  std::vector<char> stage_on_host;
+  std::map<int, at::Tensor> constant_override;
+  bool capturing = false;
+  int failed_step = -1;  // the step whose kernel threw in the last run_steps
+
+  // VISAGE_PROFILE_STEPS=1: wall time of every step, the device synchronised
+  // around each (a debugging aid; printed to stderr when the session ends).
+  bool profile = false;
+  static constexpr int kProfileWarmupRuns = 3;
+  std::vector<double> profile_ms;
+  int profile_seen = 0;
+  int profile_runs = 0;
+  const Model::Impl* profiled = nullptr;
+
 #ifdef VISAGE_WITH_CUDA
   std::unique_ptr<at::cuda::CUDAGraph> graph;
   std::vector<at::Tensor> graph_inputs;
   std::vector<at::Tensor> graph_outputs;
   std::vector<std::vector<int64_t>> graph_shapes;
-  bool graphs_unsupported = false;  // capture failed once: run eagerly from then on
+  bool graphs_unsupported = false;  // capture failed for good: run eagerly from then on
   std::optional<std::vector<at::Tensor>> run_cuda_graph(const Model::Impl& impl, const std::vector<at::Tensor>& inputs);
+  bool restage(const Model::Impl& impl, int step);
 #endif
 
+  ~State();
   at::Tensor stage_input(const Model::Impl& impl, const at::Tensor& input);
+  at::Tensor staged(const Model::Impl& impl, int slot, const at::Tensor& value) const;
   std::vector<at::Tensor> run_steps(const Model::Impl& impl, const std::vector<at::Tensor>& inputs);
 };
+
+namespace {
+
+bool env_flag(const char* name) {
+  const char* value = std::getenv(name);
+  return value != nullptr && *value != '\0' && std::string(value) != "0";
+}
+
+thread_local const StepObserver* current_observer = nullptr;
+std::atomic<int> graph_fallbacks{0};
+
+// Shape keys are small CPU int64 tensors.
+bool same_value(const at::Tensor& a, const at::Tensor& b) {
+  return a.defined() && b.defined() && a.scalar_type() == b.scalar_type() && a.device() == b.device() &&
+         a.sizes() == b.sizes() && at::equal(a, b);
+}
+
+}  // namespace
+
+void set_step_observer(const StepObserver* observer) { current_observer = observer; }
+int cuda_graph_fallbacks() { return graph_fallbacks.load(); }
+
+Session::State::~State() {
+  if (!profile || profile_runs == 0 || profiled == nullptr) return;
+  // Per operator and the slowest steps, per run.
+  const auto& steps = profiled->steps;
+  std::map<std::string, std::pair<double, int>> per_op;
+  double total = 0;
+  std::vector<size_t> order;
+  for (size_t s = 0; s < steps.size() && s < profile_ms.size(); ++s) {
+    auto& [ms, count] = per_op[steps[s].op];
+    ms += profile_ms[s] / profile_runs;
+    ++count;
+    total += profile_ms[s] / profile_runs;
+    order.push_back(s);
+  }
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return profile_ms[a] > profile_ms[b]; });
+  std::fprintf(stderr, "visage profile: %s, %d run(s), %.3f ms per run in steps\n", profiled->path.string().c_str(),
+               profile_runs, total);
+  std::vector<std::pair<std::string, std::pair<double, int>>> ops(per_op.begin(), per_op.end());
+  std::sort(ops.begin(), ops.end(), [](const auto& a, const auto& b) { return a.second.first > b.second.first; });
+  for (const auto& [op, entry] : ops)
+    std::fprintf(stderr, "  op %-24s %8.3f ms  %4d steps\n", op.c_str(), entry.first, entry.second);
+  for (size_t i = 0; i < order.size() && i < 25; ++i) {
+    const auto& step = steps[order[i]];
+    std::fprintf(stderr, "  step %4zu %-20s %8.3f ms  %s%s\n", order[i], step.op.c_str(),
+                 profile_ms[order[i]] / profile_runs, step.name.c_str(), step.memoized ? " (memoized)" : "");
+  }
+}
 
 Session::Session(std::shared_ptr<const Model> model) : model_(std::move(model)), state_(std::make_unique<State>()) {
   if (!model_) throw Error(ErrorKind::bad_input, "Session needs a model");
   state_->slots.resize(static_cast<size_t>(model_->impl().slot_count));
   state_->previous.resize(state_->slots.size());
   state_->reuse_buffers = model_->impl().device.is_cpu();
+  state_->stage_on_device.assign(state_->slots.size(), 0);
+  state_->stage_on_host.assign(state_->slots.size(), 0);
+  state_->profile = env_flag("VISAGE_PROFILE_STEPS");
+  state_->profiled = &model_->impl();
 }
 Session::~Session() = default;
 Session::Session(Session&&) noexcept = default;
@@ -331,41 +482,116 @@ at::Tensor Session::State::stage_input(const Model::Impl& impl, const at::Tensor
   return value;
 }
 
+at::Tensor Session::State::staged(const Model::Impl& impl, int slot, const at::Tensor& value) const {
+  if (!value.defined()) return value;
+  if (stage_on_device[static_cast<size_t>(slot)] && value.device() != impl.device) return value.to(impl.device);
+  if (stage_on_host[static_cast<size_t>(slot)] && !value.device().is_cpu()) return value.cpu();
+  return value;
+}
+
 std::vector<at::Tensor> Session::State::run_steps(const Model::Impl& impl, const std::vector<at::Tensor>& inputs) {
+  std::vector<std::vector<int64_t>> shapes;
+  for (const auto& input : inputs) shapes.push_back(input.sizes().vec());
+  const bool memoize = impl.memoize && !memo_off;
+  const bool use_memo = memoize && memo_ready && shapes == memo_shapes;
+  const bool record_memo = memoize && !use_memo;
+  if (record_memo) {
+    memo_ready = false;
+    memo.assign(slots.size(), at::Tensor());
+    memo_keys.assign(impl.steps.size(), at::Tensor());
+  }
   for (const auto& [slot_index, value] : impl.constants) slots[static_cast<size_t>(slot_index)] = value;
+  for (const auto& [slot_index, value] : constant_override) slots[static_cast<size_t>(slot_index)] = value;
   for (size_t i = 0; i < inputs.size(); ++i) slots[static_cast<size_t>(impl.input_slots[i])] = inputs[i];
+  if (profile && profile_ms.size() != impl.steps.size()) profile_ms.assign(impl.steps.size(), 0.0);
+  // The first runs pick cuDNN algorithms and fill caches: not profiled.
+  const bool timed = profile && ++profile_seen > kProfileWarmupRuns;
+  failed_step = -1;
 
   std::vector<at::Tensor> in_values;
   std::vector<at::Tensor> out_values;
-  for (const auto& step : impl.steps) {
-    in_values.clear();
-    for (int s : step.inputs) in_values.push_back(s >= 0 ? slots[static_cast<size_t>(s)] : at::Tensor());
-    if (step.widen)
-      for (auto& value : in_values)
-        if (value.defined() && value.scalar_type() == at::kHalf) value = value.to(at::kFloat);
-    out_values.assign(step.outputs.size(), at::Tensor());
-    if (reuse_buffers)
-      for (size_t o = 0; o < step.outputs.size(); ++o)
-        if (step.outputs[o] >= 0) out_values[o] = std::move(previous[static_cast<size_t>(step.outputs[o])]);
-    try {
-      step.kernel(in_values, out_values);
-    } catch (const Error& e) {
-      throw Error(e.kind(), impl.path.string() + ": node '" + step.name + "' (" + step.op + "): " + e.what());
-    } catch (const std::exception& e) {
-      std::string reason = short_reason(e);
-      ErrorKind kind = reason.find("out of memory") != std::string::npos ? ErrorKind::resource : ErrorKind::bad_input;
-      throw Error(kind, impl.path.string() + ": node '" + step.name + "' (" + step.op + ") failed: " + reason);
+  for (size_t s = 0; s < impl.steps.size(); ++s) {
+    const auto& step = impl.steps[s];
+    const bool skip = use_memo && step.memoized;
+    if (skip) {
+      for (int o : step.outputs)
+        if (o >= 0 && impl.memo_slot[static_cast<size_t>(o)])
+          slots[static_cast<size_t>(o)] = memo[static_cast<size_t>(o)];
+    } else {
+      in_values.clear();
+      for (int in : step.inputs) in_values.push_back(in >= 0 ? slots[static_cast<size_t>(in)] : at::Tensor());
+      if (step.widen)
+        for (auto& value : in_values)
+          if (value.defined() && value.scalar_type() == at::kHalf) value = value.to(at::kFloat);
+      out_values.assign(step.outputs.size(), at::Tensor());
+      if (reuse_buffers && !step.memoized)
+        for (size_t o = 0; o < step.outputs.size(); ++o)
+          if (step.outputs[o] >= 0) out_values[o] = std::move(previous[static_cast<size_t>(step.outputs[o])]);
+      std::chrono::steady_clock::time_point started;
+      if (timed) {
+        cuda_synchronize();
+        started = std::chrono::steady_clock::now();
+      }
+      try {
+        step.kernel(in_values, out_values);
+      } catch (const Error& e) {
+        failed_step = static_cast<int>(s);
+        throw Error(e.kind(), impl.path.string() + ": node '" + step.name + "' (" + step.op + "): " + e.what());
+      } catch (const std::exception& e) {
+        failed_step = static_cast<int>(s);
+        std::string reason = short_reason(e);
+        ErrorKind kind = reason.find("out of memory") != std::string::npos ? ErrorKind::resource : ErrorKind::bad_input;
+        throw Error(kind, impl.path.string() + ": node '" + step.name + "' (" + step.op + ") failed: " + reason);
+      }
+      if (timed) {
+        cuda_synchronize();
+        profile_ms[s] += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+      }
+      if (step.narrow)
+        for (auto& value : out_values)
+          if (value.defined() && value.scalar_type() == at::kFloat && !value.device().is_cpu())
+            value = value.to(at::kHalf);
+      if (current_observer) (*current_observer)(step, out_values);
+      if (step.shape_key && memoize) {
+        if (record_memo) {
+          memo_keys[s] = out_values[0].clone();
+        } else if (!same_value(out_values[0], memo_keys[s])) {
+          // A shape that depends on the data: remembered values may be stale.
+          failed_step = static_cast<int>(s);
+          if (capturing) throw std::runtime_error("node '" + step.name + "': a shape changed between runs");
+          memo_off = true;
+          memo.clear();
+          memo_keys.clear();
+          for (auto& value : slots) value.reset();
+          return run_steps(impl, inputs);
+        }
+      }
+      for (size_t o = 0; o < step.outputs.size(); ++o) {
+        const int slot = step.outputs[o];
+        if (slot < 0) continue;
+        if (record_memo && step.memoized && impl.memo_slot[static_cast<size_t>(slot)])
+          out_values[o] = memo[static_cast<size_t>(slot)] = staged(impl, slot, out_values[o]);
+        slots[static_cast<size_t>(slot)] = std::move(out_values[o]);
+      }
     }
-    for (size_t o = 0; o < step.outputs.size(); ++o)
-      if (step.outputs[o] >= 0) slots[static_cast<size_t>(step.outputs[o])] = std::move(out_values[o]);
-    for (int s : step.release) {
-      if (reuse_buffers) previous[static_cast<size_t>(s)] = slots[static_cast<size_t>(s)];
-      slots[static_cast<size_t>(s)].reset();
+    for (int r : step.release) {
+      if (reuse_buffers && !impl.static_slot[static_cast<size_t>(r)])
+        previous[static_cast<size_t>(r)] = slots[static_cast<size_t>(r)];
+      slots[static_cast<size_t>(r)].reset();
     }
   }
+  if (record_memo) {
+    memo_shapes = shapes;
+    memo_ready = true;
+  }
+  if (timed) ++profile_runs;
 
   std::vector<at::Tensor> outputs;
-  for (int s : impl.output_slots) outputs.push_back(slots[static_cast<size_t>(s)]);
+  for (int s : impl.output_slots) {
+    // A remembered value goes to the caller as a copy: the caller may change it.
+    const at::Tensor& value = slots[static_cast<size_t>(s)];
+    outputs.push_back(memoize && impl.memo_slot[static_cast<size_t>(s)] && value.defined() ? value.clone() : value);
+  }
   for (auto& value : slots) value.reset();
 
   if (reuse_buffers) {
@@ -391,45 +617,114 @@ std::vector<at::Tensor> Session::State::run_steps(const Model::Impl& impl, const
 }
 
 #ifdef VISAGE_WITH_CUDA
+bool Session::State::restage(const Model::Impl& impl, int step) {
+  if (step < 0 || step >= static_cast<int>(impl.steps.size())) return false;
+  const auto& failed = impl.steps[static_cast<size_t>(step)];
+  auto value_of = [&](int slot) -> at::Tensor {
+    auto it = constant_override.find(slot);
+    if (it != constant_override.end()) return it->second;
+    for (const auto& [slot_index, value] : impl.constants)
+      if (slot_index == slot) return value;
+    return memo.empty() ? at::Tensor() : memo[static_cast<size_t>(slot)];
+  };
+  // Moves the static input `slot` to the device (pass 0) or the host
+  // (pass 1); false when it is there already or cannot move.
+  auto move = [&](int slot, int pass) {
+    if (slot < 0 || !impl.static_slot[static_cast<size_t>(slot)]) return false;
+    at::Tensor value = value_of(slot);
+    if (!value.defined()) return false;
+    const bool constant = !impl.memo_slot[static_cast<size_t>(slot)];
+    if (pass == 0 && value.device().is_cpu() && !stage_on_device[static_cast<size_t>(slot)]) {
+      stage_on_device[static_cast<size_t>(slot)] = 1;
+      if (constant) constant_override[slot] = value.to(impl.device);
+      return true;
+    }
+    if (pass == 1 && !value.device().is_cpu() && value.numel() <= 64 && !stage_on_host[static_cast<size_t>(slot)]) {
+      stage_on_host[static_cast<size_t>(slot)] = 1;
+      stage_on_device[static_cast<size_t>(slot)] = 0;
+      if (constant) constant_override[slot] = value.cpu();
+      return true;
+    }
+    return false;
+  };
+  // First: host values the step would copy to the device. Then: small
+  // device values it would read back. What helped this step is done for
+  // the same inputs of every step of its operator too, so that a model with
+  // many such steps needs few attempts.
+  for (int pass = 0; pass < 2; ++pass) {
+    std::vector<size_t> moved;
+    for (size_t i = 0; i < failed.inputs.size(); ++i)
+      if (move(failed.inputs[i], pass)) moved.push_back(i);
+    if (moved.empty()) continue;
+    for (const auto& other : impl.steps)
+      if (other.op == failed.op)
+        for (size_t i : moved)
+          if (i < other.inputs.size()) move(other.inputs[i], pass);
+    return true;
+  }
+  return false;
+}
+
 std::optional<std::vector<at::Tensor>> Session::State::run_cuda_graph(const Model::Impl& impl,
                                                                       const std::vector<at::Tensor>& inputs) {
   std::vector<std::vector<int64_t>> shapes;
   for (const auto& input : inputs) shapes.push_back(input.sizes().vec());
   if (!graph || shapes != graph_shapes) {
-    // Warm up on a side stream (cuDNN picks algorithms, allocations settle),
-    // then capture one run with static input buffers.
     graph.reset();
-    graph_inputs.clear();
-    for (const auto& input : inputs) graph_inputs.push_back(stage_input(impl, input).clone());
-    auto stream = c10::cuda::getStreamFromPool(false, impl.device.index());
-    c10::cuda::CUDAStreamGuard stream_guard(stream);
-    for (int i = 0; i < 2; ++i) run_steps(impl, graph_inputs);
-    stream.synchronize();
-    auto captured = std::make_unique<at::cuda::CUDAGraph>();
-    captured->capture_begin();
-    try {
-      graph_outputs = run_steps(impl, graph_inputs);
-    } catch (const std::exception&) {
-      // Some graphs cannot be captured: a kernel copies between host and
-      // device mid-run (shape arithmetic read back, CPU-side parameters).
-      // Close the capture, wait for the device, forget everything made for
-      // it, and let the caller run this session eagerly from now on.
-      try {
-        captured->capture_end();
-      } catch (const std::exception&) {
-      }
-      (void)cudaGetLastError();
-      captured.reset();
-      graph_outputs.clear();
+    const bool debug = env_flag("VISAGE_DEBUG_CAPTURE");
+    // A failed capture names the step that copied between host and device;
+    // the values it reads are staged on the other side and capture is tried
+    // again, a bounded number of times.
+    constexpr int kAttempts = 24;
+    for (int attempt = 1;; ++attempt) {
+      // Warm up on a side stream (cuDNN picks algorithms, allocations settle,
+      // shape-only steps are remembered), then capture one run with static
+      // input buffers.
       graph_inputs.clear();
-      for (auto& value : slots) value.reset();
-      at::cuda::device_synchronize();
-      graphs_unsupported = true;
-      return std::nullopt;
+      for (const auto& input : inputs) graph_inputs.push_back(stage_input(impl, input).clone());
+      auto stream = c10::cuda::getStreamFromPool(false, impl.device.index());
+      c10::cuda::CUDAStreamGuard stream_guard(stream);
+      for (int i = 0; i < 2; ++i) run_steps(impl, graph_inputs);
+      stream.synchronize();
+      auto captured = std::make_unique<at::cuda::CUDAGraph>();
+      captured->capture_begin();
+      capturing = true;
+      try {
+        graph_outputs = run_steps(impl, graph_inputs);
+        capturing = false;
+        captured->capture_end();
+        graph = std::move(captured);
+        graph_shapes = shapes;
+        if (debug) std::fprintf(stderr, "visage: captured %s (attempt %d)\n", impl.path.string().c_str(), attempt);
+        break;
+      } catch (const std::exception& e) {
+        capturing = false;
+        // Close the capture, wait for the device and forget everything made
+        // for it.
+        try {
+          captured->capture_end();
+        } catch (const std::exception&) {
+        }
+        (void)cudaGetLastError();
+        captured.reset();
+        graph_outputs.clear();
+        graph_inputs.clear();
+        for (auto& value : slots) value.reset();
+        at::cuda::device_synchronize();
+        const int step = failed_step;
+        const bool retry = attempt < kAttempts && restage(impl, step);
+        if (debug)
+          std::fprintf(stderr, "visage: CUDA graph capture of %s failed (attempt %d) at step %d: %s%s\n",
+                       impl.path.string().c_str(), attempt, step, short_reason(e).c_str(),
+                       retry ? "; staging its inputs and trying again" : "; running eagerly from now on");
+        if (!retry) {
+          ++graph_fallbacks;
+          graphs_unsupported = true;
+          return std::nullopt;
+        }
+        memo_ready = false;  // remember the values again, staged
+      }
     }
-    captured->capture_end();
-    graph = std::move(captured);
-    graph_shapes = shapes;
   }
   for (size_t i = 0; i < inputs.size(); ++i) graph_inputs[i].copy_(inputs[i]);
   graph->replay();
