@@ -190,6 +190,32 @@ Kernel make_max_pool(const Node& node, const BuildContext& context) {
   };
 }
 
+// Average pooling whose windows tile the input without padding or overlap
+// (stride = kernel, as in squeeze-excite blocks that pool a whole 128x128
+// feature map): a mean over a reshaped view. ATen's channels-last CUDA
+// kernel gives each output one thread that walks the whole window
+// serially, ~1 ms for a 128x128 window; a reduction spreads it over the
+// device. `x` is NCHW (possibly a channels-last view). Undefined when it
+// does not apply.
+at::Tensor tiled_average_pool(const at::Tensor& x, const std::vector<int64_t>& k, const std::vector<int64_t>& s,
+                              const std::vector<int64_t>& pads, bool ceil_mode) {
+  if (x.dim() != 4 || k.size() != 2 || !x.is_floating_point()) return {};
+  for (size_t i = 0; i < 2; ++i)
+    if (s[i] != k[i] || pads[i] != 0 || pads[i + 2] != 0 || k[i] <= 0) return {};
+  const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
+  const int64_t oh = h / k[0], ow = w / k[1];
+  if (oh == 0 || ow == 0 || (ceil_mode && (h % k[0] != 0 || w % k[1] != 0))) return {};
+  // Small windows are cheap for ATen's kernel; the reduction pays off for big ones.
+  if (k[0] * k[1] < 64) return {};
+  at::Tensor cropped = x.narrow(2, 0, oh * k[0]).narrow(3, 0, ow * k[1]);
+  if (x.is_contiguous(at::MemoryFormat::ChannelsLast) && !x.is_contiguous()) {
+    at::Tensor nhwc = cropped.permute({0, 2, 3, 1});  // [n, h, w, c]
+    at::Tensor y = nhwc.reshape({n, oh, k[0], ow, k[1], c}).mean({2, 4});
+    return y.permute({0, 3, 1, 2});
+  }
+  return cropped.reshape({n, c, oh, k[0], ow, k[1]}).mean({3, 5});
+}
+
 Kernel make_average_pool(const Node& node, const BuildContext& context) {
   PoolParams p = parse_pool(node);
   if (!p.window.dilations.empty())
@@ -202,7 +228,11 @@ Kernel make_average_pool(const Node& node, const BuildContext& context) {
     require(x.dim() == static_cast<int64_t>(n) + 2, "AveragePool input rank does not match kernel_shape");
     auto s = p.window.stride_vector(n);
     auto pads = p.window.resolve_pads(spatial_sizes(x), k);
-    at::Tensor y;
+    at::Tensor y = tiled_average_pool(x, k, s, pads, p.ceil_mode);
+    if (y.defined()) {
+      out[0] = p.nhwc ? channels_last_view(y) : y;
+      return;
+    }
     if (aten_can_pad(pads, k)) {
       std::vector<int64_t> pad(pads.begin(), pads.begin() + static_cast<int64_t>(n));
       y = avg_pool(x, k, s, pad, p.ceil_mode, p.count_include_pad);

@@ -11,13 +11,18 @@ namespace {
 
 // Brings two elementwise operands to one device and dtype: a CPU operand
 // follows the other's device; half/float mixes compute in the dtype of the
-// operand that is not a CPU scalar constant.
-std::pair<at::Tensor, at::Tensor> align_operands(at::Tensor a, at::Tensor b) {
+// operand that is not a CPU scalar constant. With `keep_cpu_scalars`, a CPU
+// 0-dim operand stays on the host: ATen's elementwise kernels take it as a
+// scalar argument, without a host-to-device copy (which a CUDA graph cannot
+// capture).
+std::pair<at::Tensor, at::Tensor> align_operands(at::Tensor a, at::Tensor b, bool keep_cpu_scalars = false) {
   if (a.device() != b.device()) {
-    if (a.device().is_cpu())
-      a = a.to(b.device());
-    else
+    auto kept = [&](const at::Tensor& t) { return keep_cpu_scalars && t.device().is_cpu() && t.dim() == 0; };
+    if (a.device().is_cpu()) {
+      if (!kept(a)) a = a.to(b.device());
+    } else if (!kept(b)) {
       b = b.to(a.device());
+    }
   }
   if (a.scalar_type() != b.scalar_type()) {
     bool a_minor = a.dim() == 0;
@@ -162,7 +167,7 @@ Kernel batch_matmul(const Node& node, const BuildContext&) {
 
 Kernel atan2(const Node&, const BuildContext&) {
   return [](std::span<const at::Tensor> in, std::span<at::Tensor> out) {
-    auto [y, x] = align_operands(in[0], in[1]);
+    auto [y, x] = align_operands(in[0], in[1], /*keep_cpu_scalars=*/true);
     out[0] = at::atan2(y, x);
   };
 }
@@ -170,14 +175,14 @@ Kernel atan2(const Node&, const BuildContext&) {
 // Python-style modulo: the result takes the divisor's sign.
 Kernel floor_mod(const Node&, const BuildContext&) {
   return [](std::span<const at::Tensor> in, std::span<at::Tensor> out) {
-    auto [a, b] = align_operands(in[0], in[1]);
+    auto [a, b] = align_operands(in[0], in[1], /*keep_cpu_scalars=*/true);
     out[0] = at::remainder(a, b);
   };
 }
 
 Kernel floor_div(const Node&, const BuildContext&) {
   return [](std::span<const at::Tensor> in, std::span<at::Tensor> out) {
-    auto [a, b] = align_operands(in[0], in[1]);
+    auto [a, b] = align_operands(in[0], in[1], /*keep_cpu_scalars=*/true);
     out[0] = at::div(a, b, "floor");
   };
 }
