@@ -59,8 +59,25 @@ if [ -d .gpu/ffmpeg ]; then
 fi
 build-gpu/tests/visage_tests --gtest_filter="${VISAGE_GPU_TESTS:-*}" 2>&1 | tee "$out/tests.log" | grep -E "^\[  (FAILED|PASSED|SKIPPED) |OK \]|tests ran|error" | tail -60
 if [ -z "${VISAGE_SKIP_RUNTIME_BENCH:-}" ]; then
-  build-gpu/visage bench runtime --device all --threads "${VISAGE_BENCH_THREADS:-2}" --json "$out/bench_gpu.json" \
-    ${VISAGE_BENCH_ARGS:-} 2>&1 | tee "$out/bench.log"
+  # VISAGE_BENCH_DEVICE=cuda leaves out the CPU rows (VISAGE_BENCH_ARGS: e.g. --models a,b).
+  build-gpu/visage bench runtime --device "${VISAGE_BENCH_DEVICE:-all}" --threads "${VISAGE_BENCH_THREADS:-2}" \
+    --json "$out/bench_gpu.json" ${VISAGE_BENCH_ARGS:-} 2>&1 | tee "$out/bench.log"
+fi
+# fp16 precision by layer (tests/runtime_cuda_test.cpp, RuntimeFp16) with
+# more of the model kept in float32: VISAGE_FP16_SWEEP="tail:head ..." runs
+# it once per pair (VISAGE_FP16_FP32_TAIL / VISAGE_FP16_FP32_HEAD, see
+# src/runtime/model.cpp).
+for pair in ${VISAGE_FP16_SWEEP:-}; do
+  VISAGE_FP16_FP32_TAIL=${pair%%:*} VISAGE_FP16_FP32_HEAD=${pair##*:} build-gpu/tests/visage_tests \
+    --gtest_filter='RuntimeFp16.*' 2>&1 | grep -E "output [0-9]+ rel_err" | sed "s/^/tail:head $pair /" \
+    | tee -a "$out/fp16_sweep.log"
+done
+# Per-step GPU times (the device synchronised around every step) of the
+# models in VISAGE_PROFILE_MODELS (comma-separated bench ids), fp32 and fp16.
+if [ -n "${VISAGE_PROFILE_MODELS:-}" ]; then
+  VISAGE_PROFILE_STEPS=1 build-gpu/visage bench runtime --device cuda --models "$VISAGE_PROFILE_MODELS" \
+    --configs cuda-fp32,cuda-fp16 --iterations 20 --warmup 3 > "$out/profile.log" 2>&1
+  grep -E "visage profile|^  op " "$out/profile.log" | head -80
 fi
 if [ -z "${VISAGE_SKIP_ANALYSE_BENCH:-}" ]; then
 build-gpu/visage bench analyse --device all --threads "${VISAGE_BENCH_THREADS:-2}" --json "$out/bench_analyse_gpu.json" \
