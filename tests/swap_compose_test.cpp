@@ -159,6 +159,26 @@ TEST(SwapCompose, FeatherStaysInsideTheMask) {
   EXPECT_LT((row.narrow(0, 40, 110).diff(1)).abs().max().item<float>(), 2.f / radius);
 }
 
+TEST(SwapCompose, ConnectedToKeepsOnlyRegionsTouchingTheSeeds) {
+  // Two blobs: one reaching the border band (seeds), one isolated inside.
+  at::Tensor mask = at::zeros({100, 100}, at::kFloat);
+  mask.narrow(0, 0, 40).narrow(1, 10, 8).fill_(0.9f);    // a "finger" from the top edge
+  mask.narrow(0, 60, 10).narrow(1, 60, 10).fill_(0.9f);  // a "nostril" inside
+  mask.narrow(0, 80, 5).narrow(1, 20, 5).fill_(0.3f);    // below the threshold
+  at::Tensor seeds = at::zeros({100, 100}, at::kFloat);
+  seeds.narrow(0, 0, 5).fill_(1.f);
+  seeds.narrow(0, 80, 5).narrow(1, 20, 5).fill_(1.f);  // a seed on a weak pixel starts nothing
+  at::Tensor reach = connected_to(mask, seeds, 0.5f);
+  EXPECT_EQ(reach.narrow(0, 0, 40).narrow(1, 10, 8).min().item<float>(), 1.f);
+  EXPECT_EQ(reach.narrow(0, 60, 10).narrow(1, 60, 10).max().item<float>(), 0.f);
+  EXPECT_EQ(reach.sum().item<float>(), 40.f * 8.f);
+  // Diagonal neighbours connect (8-neighbourhood).
+  mask.zero_();
+  for (int i = 0; i < 50; ++i) mask[i][i] = 1.f;
+  EXPECT_EQ(connected_to(mask, seeds, 0.5f).sum().item<float>(), 50.f);
+  EXPECT_THROW(connected_to(mask, at::zeros({10, 10}, at::kFloat), 0.5f), std::invalid_argument);
+}
+
 TEST(SwapCompose, LabRoundTripAndReferenceValues) {
   at::Tensor rgb = at::rand({256, 256, 3}, at::kFloat) * 255.f;
   rgb.narrow(0, 0, 1).copy_(at::arange(256, at::kFloat).view({1, 256, 1}).expand({1, 256, 3}));  // greys

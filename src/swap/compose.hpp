@@ -38,6 +38,13 @@ at::Tensor feather_mask(const at::Tensor& mask, float radius);
 // the face is visible, 0 on occluders, smooth in between.
 at::Tensor skin_visibility_mask(const at::Tensor& image, const at::Tensor& face_region, const at::Tensor& skin_sample);
 
+// The parts of `mask` above `threshold` that are connected (8-neighbourhood)
+// to a pixel where `seeds` > 0.5 and `mask` > threshold: 1 there, else 0.
+// Occluders come into a face from outside it (hair, fingers, a microphone)
+// or out of the mouth (a tongue); dark spots inside (eye shadows, nostrils,
+// moles) are not connected to either.
+at::Tensor connected_to(const at::Tensor& mask, const at::Tensor& seeds, float threshold);
+
 // Recolours `source` so that, inside `region`, it matches `target`:
 // lab = mean and standard deviation per L*a*b* channel; relight = the ratio
 // of the two images' low-frequency luminance; lab_relight = both.

@@ -447,6 +447,34 @@ at::Tensor feather_mask(const at::Tensor& mask, float radius) {
   return mask.device().is_cpu() ? out : out.to(mask.device());
 }
 
+at::Tensor connected_to(const at::Tensor& mask, const at::Tensor& seeds, float threshold) {
+  check_mask(mask, "connected_to (mask)");
+  check_mask(seeds, "connected_to (seeds)");
+  if (!mask.sizes().equals(seeds.sizes())) throw std::invalid_argument("connected_to: mask and seeds differ in size");
+  at::Tensor m = mask.to(at::kCPU).contiguous(), s = seeds.to(at::kCPU).contiguous();
+  const int64_t h = m.size(0), w = m.size(1);
+  const float* mp = m.data_ptr<float>();
+  const float* sp = s.data_ptr<float>();
+  at::Tensor out = at::zeros({h, w}, at::kFloat);
+  float* op = out.data_ptr<float>();
+  std::vector<int64_t> stack;
+  for (int64_t i = 0; i < h * w; ++i)
+    if (sp[i] > 0.5f && mp[i] > threshold) op[i] = 1.f, stack.push_back(i);
+  while (!stack.empty()) {
+    const int64_t i = stack.back();
+    stack.pop_back();
+    const int64_t y = i / w, x = i % w;
+    for (int64_t dy = -1; dy <= 1; ++dy)
+      for (int64_t dx = -1; dx <= 1; ++dx) {
+        const int64_t yy = y + dy, xx = x + dx;
+        if (yy < 0 || yy >= h || xx < 0 || xx >= w) continue;
+        const int64_t j = yy * w + xx;
+        if (op[j] == 0.f && mp[j] > threshold) op[j] = 1.f, stack.push_back(j);
+      }
+  }
+  return mask.device().is_cpu() ? out : out.to(mask.device());
+}
+
 at::Tensor skin_visibility_mask(const at::Tensor& image, const at::Tensor& face_region, const at::Tensor& skin_sample) {
   if (!image.defined() || image.dim() != 3 || image.size(2) != 3 || image.scalar_type() != at::kFloat) {
     throw std::invalid_argument("skin_visibility_mask: expected a float [H, W, 3] image");

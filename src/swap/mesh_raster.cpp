@@ -53,6 +53,26 @@ at::Tensor depth_map(std::span<const Point3> mesh, const Triangles& triangles, i
   return depth;
 }
 
+at::Tensor facing_map(std::span<const Point3> mesh, const Triangles& triangles, int height, int width) {
+  const int64_t pixels = static_cast<int64_t>(height) * width;
+  std::vector<float> zbuf(pixels, std::numeric_limits<float>::max());
+  at::Tensor facing = at::zeros({height, width}, at::kFloat);
+  float* f = facing.data_ptr<float>();
+  for (const auto& t : triangles) {
+    Point3 a = mesh[t[0]], b = mesh[t[1]], c = mesh[t[2]];
+    const float ux = b.x - a.x, uy = b.y - a.y, uz = b.z - a.z, vx = c.x - a.x, vy = c.y - a.y, vz = c.z - a.z;
+    const float nx = uy * vz - uz * vy, ny = uz * vx - ux * vz, nz = ux * vy - uy * vx;
+    const float cosine = std::abs(nz) / std::max(1e-12f, std::sqrt(nx * nx + ny * ny + nz * nz));
+    scan_triangle(a, b, c, height, width, [&](int x, int y, float w0, float w1, float w2) {
+      int64_t i = static_cast<int64_t>(y) * width + x;
+      float z = w0 * a.z + w1 * b.z + w2 * c.z;
+      if (z >= zbuf[i]) return;
+      zbuf[i] = z, f[i] = cosine;
+    });
+  }
+  return facing;
+}
+
 Correspondence mesh_correspondence(std::span<const Point3> dst, std::span<const Point3> src,
                                    std::span<const int> mirror, const Triangles& triangles, int height, int width) {
   const int64_t pixels = static_cast<int64_t>(height) * width;

@@ -19,6 +19,13 @@ using Triangles = std::vector<std::array<int, 3>>;
 // Face::mesh); `far_depth` where no triangle covers the pixel. float [H, W], CPU.
 at::Tensor depth_map(std::span<const Point3> mesh, const Triangles& triangles, int height, int width, float far_depth);
 
+// How squarely the nearest front-facing triangle at every pixel centre faces
+// the camera: the cosine between its normal and the view axis (its image area
+// over its 3-D area), 0 where no triangle covers the pixel. Texture near a
+// silhouette (cosine near 0) is stretched and mixes in what lies behind the
+// face. float [H, W], CPU.
+at::Tensor facing_map(std::span<const Point3> mesh, const Triangles& triangles, int height, int width);
+
 // Dense correspondence from `dst` (a mesh in an height x width grid) to the
 // same surface in another image (`src`): for every pixel centre covered by a
 // front-facing triangle of dst (the nearest one by z), the barycentric

@@ -22,6 +22,7 @@
 #include "face/mesh.hpp"
 #include "face/warp.hpp"
 #include "swap/compose.hpp"
+#include "swap/compose_internal.hpp"
 #include "swap/mesh_raster.hpp"
 #include "swap/mesh_topology.hpp"
 #include "visage/enhance.hpp"
@@ -32,8 +33,8 @@ namespace visage {
 using namespace swap;
 
 struct SourceFace::Data {
-  at::Tensor texture;         // [1, 5, H, W] float on the swapper's device: r, g, b, usable (0..1), depth
-  std::vector<Point3> mesh;   // 468 points in texture pixels
+  at::Tensor texture;        // [1, 6, H, W] float on the swapper's device: r, g, b, usable (0..1), depth, facing (0..1)
+  std::vector<Point3> mesh;  // 468 points in texture pixels
   std::vector<Point3> shape;  // mean 3D shape of all photos, canonical frame, unit RMS
   float depth_tolerance = 0;  // texture pixels
 };
@@ -50,6 +51,9 @@ struct FaceSwapper::Impl {
 namespace {
 
 constexpr int max_texture_side = 512;
+// Share of a target eye's pixels that are not skin-coloured below which the
+// eye counts as closed.
+constexpr float kClosedEyeBelow = 0.3f;
 // The texture region has a 15% margin on each side, so it holds at most this
 // many pixels of face; larger target faces are composed at this face size
 // (finer work would only resample the same texture) and scaled up.
@@ -132,8 +136,9 @@ struct FaceParts {
   // every face (hair, hats and hands seldom reach it), where the skin colour
   // model is fitted.
   Polygon cheeks;
-  Point2 brows;     // mean of the eyebrow points
-  Point2 head_top;  // the mesh's top (forehead) vertex
+  Polygon nostrils;  // below the nose tip: dark, but no occluder
+  Point2 brows;      // mean of the eyebrow points
+  Point2 head_top;   // the mesh's top (forehead) vertex
 
   // Eyes, brows and lips (and the mouth opening): not skin-coloured, but the face's own.
   std::vector<Polygon> features(bool with_mouth) const {
@@ -179,6 +184,9 @@ FaceParts face_parts(std::span<const Point3> mesh) {
   auto towards = [](Point2 a, Point2 b, float t) { return Point2{a.x + (b.x - a.x) * t, a.y + (b.y - a.y) * t}; };
   parts.cheeks = {towards(p68[36], p68[30], 0.1f), towards(p68[45], p68[30], 0.1f), towards(p68[13], p68[33], 0.25f),
                   towards(p68[3], p68[33], 0.25f)};
+  parts.nostrils = face::convex_hull({towards(p68[31], p68[39], 0.15f), towards(p68[35], p68[42], 0.15f), p68[30],
+                                      towards(p68[31], p68[48], 0.4f), towards(p68[35], p68[54], 0.4f),
+                                      towards(p68[33], p68[51], 0.5f)});
   for (int i = 17; i <= 26; ++i) parts.brows.x += p68[i].x / 10, parts.brows.y += p68[i].y / 10;
   constexpr int forehead_top = 10;
   parts.head_top = {m[forehead_top].x, m[forehead_top].y};
@@ -270,9 +278,57 @@ at::Tensor forehead_ramp(const FaceParts& parts, int h, int w, at::Device device
   auto opts = at::TensorOptions().dtype(at::kFloat).device(device);
   at::Tensor ys = at::arange(h, opts).add_(0.5f - top.y).view({h, 1});
   at::Tensor xs = at::arange(w, opts).add_(0.5f - top.x).view({1, w});
-  at::Tensor t = (xs * (dx / len2) + ys * (dy / len2) - 0.15f) / 0.35f;  // 0 at 15%, 1 at 50% of the way down
+  // 0 at 25%, 1 at 65% of the way down (15% and 50% let a fringe's lower
+  // edge through as a brown band on sources like scikit-image's astronaut).
+  at::Tensor t = (xs * (dx / len2) + ys * (dy / len2) - 0.25f) / 0.4f;
   t = t.clamp(0.f, 1.f);
   return t * t * (3.f - 2.f * t);
+}
+
+// 1 where a source pixel above the brows may be forehead skin, 0 on hair.
+// A fringe is often near enough to the skin's colour for the skin model to
+// let it through, and a band of it reads as a brown stripe on the target's
+// forehead. Above the brows a pixel also needs about the cheeks' lightness
+// (hair is darker than the skin under it) and, going up a column from the
+// brows, everything above the first hair is hair too (a fringe's lighter
+// strands included).
+at::Tensor forehead_skin(const at::Tensor& image, const at::Tensor& usable, const at::Tensor& skin_sample,
+                         const FaceParts& parts) {
+  at::Tensor lab = detail::rgb_to_lab(image.to(at::kCPU).contiguous());
+  at::Tensor weight = skin_sample.to(at::kCPU).contiguous();
+  at::Tensor l = lab.select(2, 0).contiguous();
+  const double total = std::max(1e-6, weight.sum().item<double>());
+  const double mean = (l * weight).sum().item<double>() / total;
+  const double spread = std::sqrt(((l - mean).square() * weight).sum().item<double>() / total);
+  const float darkest = static_cast<float>(mean - std::max(8.0, 2.0 * spread));
+  at::Tensor ok_in = usable.to(at::kCPU).contiguous();
+  const int64_t h = l.size(0), w = l.size(1);
+  at::Tensor out = at::ones({h, w}, at::kFloat);
+  const float* lp = l.data_ptr<float>();
+  const float* up = ok_in.data_ptr<float>();
+  float* op = out.data_ptr<float>();
+  const Point2 brows = parts.brows, top = parts.head_top;
+  const float dx = top.x - brows.x, dy = top.y - brows.y, len2 = std::max(1e-3f, dx * dx + dy * dy);
+  // Fraction of the way from the brows (0) to the mesh's top (1).
+  auto up_from_brows = [&](int64_t x, int64_t y) {
+    return ((x + 0.5f - brows.x) * dx + (y + 0.5f - brows.y) * dy) / len2;
+  };
+  constexpr float zone = 0.12f;  // the brows' own band ends about here
+  for (int64_t x = 0; x < w; ++x) {
+    int run = 0;
+    bool hair = false;
+    for (int64_t y = h - 1; y >= 0; --y) {
+      if (up_from_brows(x, y) < zone) continue;
+      const int64_t i = y * w + x;
+      if (!hair) {
+        const bool hair_like = lp[i] < darkest || up[i] < 0.5f;
+        run = hair_like ? run + 1 : 0;
+        hair = run >= 2;
+      }
+      if (hair) op[i] = 0.f;
+    }
+  }
+  return out.to(image.device());
 }
 
 }  // namespace
@@ -352,10 +408,17 @@ SourceFace FaceSwapper::prepare_source(const std::vector<at::Tensor>& images) co
     // The source's mouth interior (teeth, tongue) is never used: on a target
     // with a closed mouth it would be squeezed into a white line between the
     // lips; those pixels fall back to the target's own.
-    at::Tensor usable = at::maximum(skin_visibility_mask(image, hull, skin_sample), features) *
+    // Near the outline the features' polygons (a brow's outer end above all)
+    // reach into the hair at the temples: there the skin model decides.
+    at::Tensor inner = feather_mask(hull, 0.06f * std::max(tw, th));
+    at::Tensor usable = at::maximum(skin_visibility_mask(image, hull, skin_sample), features * inner) *
                         (1.f - fill_polygons(th, tw, {parts.mouth}, device));
-    data->texture =
-        at::cat({image.permute({2, 0, 1}), usable.unsqueeze(0), depth.unsqueeze(0)}, 0).unsqueeze(0).contiguous();
+    usable = usable * blur_mask(forehead_skin(image, usable, skin_sample, parts), 1.f);
+    // How squarely each texel faced the camera: see `sample` in swap().
+    at::Tensor facing = blur_mask(facing_map(mesh, topo.triangles, th, tw), 1.5f).to(device);
+    data->texture = at::cat({image.permute({2, 0, 1}), usable.unsqueeze(0), depth.unsqueeze(0), facing.unsqueeze(0)}, 0)
+                        .unsqueeze(0)
+                        .contiguous();
     data->mesh = std::move(mesh);
     data->depth_tolerance = 0.04f * std::max(tw, th);
   }
@@ -425,7 +488,8 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
       h = std::max(1, static_cast<int>(std::lround(h * work_scale)));
       w = std::max(1, static_cast<int>(std::lround(w * work_scale)));
       bg_hwc = at::_upsample_bilinear2d_aa(background, {h, w}, false).squeeze(0).permute({1, 2, 0}).contiguous();
-      for (auto& p : new_local) p.x *= work_scale, p.y *= work_scale, p.z *= work_scale;
+      for (auto* mesh : {&new_local, &old_local})
+        for (auto& p : *mesh) p.x *= work_scale, p.y *= work_scale, p.z *= work_scale;
       box_local = {box_local.x * work_scale, box_local.y * work_scale, box_local.width * work_scale,
                    box_local.height * work_scale};
       face_size *= work_scale;
@@ -444,16 +508,24 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
     auto sample = [&](const at::Tensor& positions) {
       at::Tensor p = positions.to(device);
       at::Tensor s = at::grid_sampler(src.texture, sampling_grid(p, tex_w, tex_h), 0, 1, false);
-      s = s.squeeze(0).permute({1, 2, 0}).contiguous();  // [H, W, 5]
+      s = s.squeeze(0).permute({1, 2, 0}).contiguous();  // [H, W, 6]
       // usable x (the point is the nearest surface there: not hidden behind the nose or turned away)
       at::Tensor hidden = (p.select(2, 2) - s.select(2, 4)) / src.depth_tolerance;
       at::Tensor ok = s.select(2, 3) * (1.f - hidden).clamp(0.f, 1.f);
-      return std::make_pair(s.narrow(2, 0, 3), ok);
+      // Texture seen at a grazing angle (the far cheek and temple of a
+      // turned head) is stretched and mixed with the hair and background
+      // behind the silhouette: usable from 84 degrees, fully from 66.
+      at::Tensor g = ((s.select(2, 5) - 0.1f) / 0.3f).clamp(0.f, 1.f);
+      ok = ok * g * g * (3.f - 2.f * g);
+      return std::make_tuple(s.narrow(2, 0, 3), ok, s.select(2, 5));
     };
-    auto [direct_rgb, direct_ok] = sample(corr.direct);
-    auto [mirror_rgb, mirror_ok] = sample(corr.mirrored);
-    at::Tensor w_direct = direct_ok;
-    at::Tensor w_mirror = mirror_ok * (1.f - direct_ok);
+    auto [direct_rgb, direct_ok, direct_facing] = sample(corr.direct);
+    auto [mirror_rgb, mirror_ok, mirror_facing] = sample(corr.mirrored);
+    // The direct point unless its mirror partner faced the camera clearly
+    // more squarely (a three-quarter source's far side) and is usable.
+    at::Tensor lean = ((direct_facing - mirror_facing) / 0.3f + 1.f).clamp(0.f, 1.f);
+    at::Tensor w_direct = direct_ok * (lean + (1.f - lean) * (1.f - mirror_ok));
+    at::Tensor w_mirror = mirror_ok * (1.f - w_direct);
     at::Tensor w_sum = w_direct + w_mirror;
     at::Tensor covered_sub = corr.covered.to(device);
     at::Tensor texture =
@@ -502,15 +574,82 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
       mask = at::minimum(mask, fill_polygons(h, w, {box}, device));
     }
     mask = at::minimum(mask, covered) * forehead_ramp(parts, h, w, device);
+    FaceParts old_parts = face_parts(old_local);
+    if (options.mask.occlusion) {
+      // With the occlusion mask, the target's closed eyes stay closed: the
+      // mesh's lids do not follow a blink or a wink closely (a closed eye still
+      // reads as about half open), but an open eye shows white and iris, far
+      // from the skin's colour, and a closed one shows lid skin; a closed eye
+      // keeps the target's own pixels. The test also takes some sunglasses
+      // lenses (not skin, not dark enough) for lids: they stay too, which suits
+      // an occlusion mask but costs identity, hence not by default.
+      at::Tensor target_skin;  // 1 where the target's ROI has the colour of its cheeks
+      {
+        at::Tensor not_skin_sample = fill_polygons(h, w, old_parts.features(/*with_mouth=*/true), device);
+        at::Tensor sample = at::clamp_min(
+            fill_polygons(h, w, {old_parts.cheeks}, device) - blur_mask(not_skin_sample, 0.04f * face_size) * 4.f, 0.f);
+        target_skin = skin_visibility_mask(bg_hwc, fill_polygons(h, w, {old_parts.hull}, device), sample);
+      }
+      at::Tensor luminance = bg_hwc.mean(2);
+      at::Tensor cheeks = fill_polygons(h, w, {old_parts.cheeks}, device);
+      const float cheek_luminance =
+          (luminance * cheeks).sum().item<float>() / std::max(1.f, cheeks.sum().item<float>());
+      for (const Polygon* eye : {&old_parts.left_eye, &old_parts.right_eye}) {
+        at::Tensor inside = fill_polygons(h, w, {*eye}, device);
+        const float area = inside.sum().item<float>();
+        if (area < 4.f) continue;
+        const float open = ((1.f - target_skin) * inside).sum().item<float>() / area;
+        // Sunglasses are not skin-coloured either, but far darker than a lid.
+        const float eye_luminance = (luminance * inside).sum().item<float>() / area;
+        if (open >= kClosedEyeBelow || eye_luminance < 0.6f * cheek_luminance) continue;
+        // The lid's crease and lashes lie a little outside the eye's outline.
+        Polygon grown;
+        Point2 c{0, 0};
+        for (const auto& p : *eye) c.x += p.x / eye->size(), c.y += p.y / eye->size();
+        for (const auto& p : *eye) grown.push_back({c.x + (p.x - c.x) * 1.3f, c.y + (p.y - c.y) * 1.8f});
+        mask = mask * (1.f - fill_polygons(h, w, {grown}, device));
+      }
+    }
     at::Tensor feathered = feather_mask(mask, std::max(1.f, options.mask.blur * 0.25f * face_size));
+    // Where the source had nothing usable over a wider area (hair cut off a
+    // forehead, a hand, the far side of a turned head without a mirror
+    // partner) the layer holds the target's own pixels, with a step in colour
+    // at the change: the blend mask falls to 0 at such an area's edge (over
+    // ~4% of the face), so the step is not shown. Small holes (a nostril)
+    // are left to the blend.
+    {
+      at::Tensor unusable = (covered - own.squeeze(2)).clamp(0.f, 1.f).contiguous();
+      at::Tensor u = ((blur_mask(unusable, 0.04f * face_size) - 0.15f) / 0.35f).clamp(0.f, 1.f);
+      feathered = feathered * (1.f - u * u * (3.f - 2.f * u));
+    }
     at::Tensor features_mask;
     if (options.mask.occlusion || options.colour != ColourTransfer::none)
       features_mask = fill_polygons(h, w, parts.features(/*with_mouth=*/true), device);
     if (options.mask.occlusion) {
+      // The target's own features are where its mesh put them (the outline
+      // warp moves them little), the new mesh's close by: neither is an occluder.
+      std::vector<Polygon> own_features = old_parts.features(/*with_mouth=*/true);
+      for (const auto& p : parts.features(/*with_mouth=*/true)) own_features.push_back(p);
+      own_features.push_back(old_parts.nostrils);
+      own_features.push_back(parts.nostrils);
+      at::Tensor not_occluder = fill_polygons(h, w, own_features, device);
+      not_occluder = at::clamp_max(blur_mask(not_occluder, 0.01f * face_size) * 2.f, 1.f);
+      at::Tensor region = at::maximum(hull, fill_polygons(h, w, {old_parts.hull}, device));
       at::Tensor skin_sample = at::clamp_min(
-          fill_polygons(h, w, {parts.cheeks}, device) - blur_mask(features_mask, 0.04f * face_size) * 4.f, 0.f);
-      at::Tensor visible = at::maximum(skin_visibility_mask(bg_hwc, hull, skin_sample), features_mask);
-      feathered = feathered * visible;
+          fill_polygons(h, w, {old_parts.cheeks}, device) - blur_mask(not_occluder, 0.04f * face_size) * 4.f, 0.f);
+      at::Tensor occluded = 1.f - skin_visibility_mask(bg_hwc, region, skin_sample);
+      // Occluders reach in from outside the face (hair, fingers, a
+      // microphone) or out of the mouth (a tongue): seeds are the band along
+      // the outline and the mouth with the lips; dark spots inside the face
+      // that touch neither stay the source's.
+      at::Tensor inner = feather_mask(region, 0.08f * face_size);
+      at::Tensor seeds =
+          at::maximum((inner < 0.5f).to(at::kFloat),
+                      fill_polygons(h, w, {old_parts.mouth, old_parts.upper_lip, old_parts.lower_lip}, device));
+      at::Tensor candidate = occluded * (1.f - not_occluder);
+      at::Tensor reach = connected_to(candidate, seeds, 0.5f);
+      reach = at::clamp_max(blur_mask(reach, 2.f) * 3.f, 1.f);
+      feathered = feathered * (1.f - candidate * reach);
     }
     if (options.colour != ColourTransfer::none) {
       at::Tensor skin = at::clamp_min(hull * own.squeeze(2) - features_mask, 0.f);
