@@ -81,13 +81,27 @@ int bench_swap_quality(Args& args) {
   if (auto v = args.value("--blend")) tuned.blend = parse_blend_mode(*v);
   if (auto v = args.value("--colour")) tuned.colour = parse_colour_transfer(*v);
   if (auto v = args.value("--face-mask-blur")) tuned.mask.blur = parse_float(*v, "--face-mask-blur");
+  if (auto v = args.value("--face-mask-types")) {
+    tuned.mask.box = tuned.mask.region = tuned.mask.occlusion = false;
+    for (const auto& type : split_list(*v)) {
+      if (type == "box")
+        tuned.mask.box = true;
+      else if (type == "region")
+        tuned.mask.region = true;
+      else if (type == "occlusion")
+        tuned.mask.occlusion = true;
+      else
+        throw Error(ErrorKind::bad_input, "--face-mask-types: box, region, occlusion, got '" + type + "'");
+    }
+  }
   tuned.analyser.runtime = parse_runtime_options(args);
   args.finish();
   if (sources.empty() || targets.empty())
     throw Error(ErrorKind::bad_input, "bench swap-quality needs --sources A,B,... and --targets X,Y,...");
   tuned.analyser.attributes = false;
   SwapOptions plain = tuned;
-  plain.mask = SwapOptions{}.mask;  // the baseline keeps the default mask
+  plain.mask = SwapOptions{}.mask;  // the baseline keeps the default box + region mask
+  plain.mask.occlusion = false;
   plain.shape_weight = 0;
   plain.colour = ColourTransfer::lab;
   plain.blend = BlendMode::feather;

@@ -110,5 +110,6 @@ int stream_video(Args& args);
 int bench_video(Args& args);
 int bench_swap(Args& args);
 int bench_swap_quality(Args& args);
+int bench_swap_cases(Args& args);
 
 }  // namespace visage::cli

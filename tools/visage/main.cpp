@@ -101,6 +101,7 @@ commands:
   bench enhance [options]  face enhancer ms per face, frame enhancer ms per megapixel (CPU, CUDA)
   bench swap [options]     one face swap in a 1080p frame, per stage (CPU, CUDA)
   bench swap-quality --sources A,.. --targets X,..  identity/landmark figures vs the plain paste, contact sheet
+  bench swap-cases --case 'LABEL|SOURCE|TARGET[|ZOOM]'...  labelled contact sheet of hard cases (occluders, eyes, grey)
   bench video --video CLIP --source IMAGE  the whole video pipeline in fps, per stage, memory; jitter
   bench mesh-canonical IMAGE...  the mean symmetric frontal mesh (src/swap/canonical_mesh.cpp)
 
@@ -159,6 +160,10 @@ int main(int argc, char** argv) {
     if (command == "bench" && argc >= 3 && std::string(argv[2]) == "swap-quality") {
       visage::cli::Args args(argc, argv, 3);
       return visage::cli::bench_swap_quality(args);
+    }
+    if (command == "bench" && argc >= 3 && std::string(argv[2]) == "swap-cases") {
+      visage::cli::Args args(argc, argv, 3);
+      return visage::cli::bench_swap_cases(args);
     }
     if (command == "swap") {
       visage::cli::Args args(argc, argv, 2);
