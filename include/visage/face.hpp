@@ -111,13 +111,15 @@ struct FaceAnalyserOptions {
   // `human_check_below` is shown, in a crop three times its size (head,
   // shoulders or body around it), to an object detector trained on COCO's classes (CenterNet, from
   // human-models): the face is dropped when an animal class (cat, dog, bird,
-  // horse, ...) scores at least as high there as "person". About 30-60 ms per
-  // checked face on one CPU core; needs a landmarker (the check runs in
-  // landmark()).
+  // horse, ...) scores at least as high there as "person". Costs one
+  // CenterNet run per checked face: ~110 ms of CPU (one thread, 2-core
+  // machine; detection + mesh take ~18 ms). Needs a landmarker (the check
+  // runs in landmark()).
   bool reject_non_human = true;
-  // Detections scoring at or above this are not checked: the worst animal
-  // face measured scored 0.86, real faces usually 0.9 and more (so a clear
-  // face costs nothing extra). 1.01 checks every new face.
+  // Detections scoring at or above this are not checked: animal faces
+  // measured scored up to 0.86, a face seen clearly and large enough scores
+  // 0.9 or more and costs nothing extra (small, turned or blurred faces score
+  // less and are checked). 1.01 checks every new face.
   float human_check_below = 0.9f;
 };
 
