@@ -653,3 +653,32 @@ TEST(VideoIo, VideoPathNames) {
   EXPECT_FALSE(visage::has_video_encoder("aac")) << "an audio encoder is not a video encoder";
   EXPECT_FALSE(visage::has_video_encoder("no_such_encoder"));
 }
+
+TEST(VideoIo, SilentSourcesTimeOut) {
+  REQUIRE_CLIPS();
+  // A network source that never sends: the open gives up with Error{io} instead of waiting for ever.
+  const int port = 40000 + ::getpid() % 20000;
+  const std::string url = "udp://127.0.0.1:" + std::to_string(port);
+  visage::VideoReaderOptions options;
+  options.timeout = 0.5;
+  Error e = expect_error([&] { visage::VideoReader(url, options); });
+  EXPECT_EQ(e.kind(), ErrorKind::io) << e.what();
+  EXPECT_NE(std::string(e.what()).find("no data"), std::string::npos) << e.what();
+
+  // A source that sends a second of video and then goes silent: the frames it sent are read,
+  // then the next read gives up. FFmpeg starts sending once this reader listens.
+  const std::string sender = "(sleep 0.5; timeout 30 ffmpeg -v error -re -i '" + clip.pan.string() +
+                             "' -t 1 -an -c:v libx264 -preset ultrafast -f mpegts '" + url +
+                             "?pkt_size=1316') > /dev/null 2>&1 &";
+  ASSERT_EQ(std::system(sender.c_str()), 0);
+  options.timeout = 3;  // covers FFmpeg's start-up
+  visage::VideoReader reader(url + "?fifo_size=100000", options);
+  ASSERT_TRUE(reader.read());  // the first frame arrived: from now on silence counts from the last data
+  int64_t frames = 1;
+  e = expect_error([&] {
+    while (reader.read()) ++frames;
+  });
+  EXPECT_EQ(e.kind(), ErrorKind::io) << e.what();
+  EXPECT_NE(std::string(e.what()).find("no data"), std::string::npos) << e.what();
+  EXPECT_GT(frames, 5) << "frames sent before the silence are delivered";
+}

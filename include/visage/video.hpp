@@ -84,6 +84,9 @@ struct VideoReaderOptions {
   bool realtime = false;                 // deliver frames no faster than their timestamps (like ffmpeg -re)
   int threads = 0;                       // decoder threads, 0 = FFmpeg's choice
   int64_t max_pixels = 8192LL * 8192LL;  // refuse absurd frame sizes before allocating
+  // Seconds a blocking open or read may wait for data (a silent camera or network source)
+  // before giving up with Error{io}; 0 waits for ever. Files never wait this long.
+  double timeout = 10;
 };
 
 struct VideoFrame {

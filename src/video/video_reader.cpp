@@ -2,9 +2,11 @@
 // RGB conversion with swscale.
 #include <ATen/ATen.h>
 
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <memory>
 #include <thread>
 
 #include "video/av_ptr.hpp"
@@ -25,8 +27,34 @@ std::string format_seconds(double seconds) {
 
 const char* name_or_unknown(const char* name) { return name ? name : "unknown"; }
 
+// Interrupts a blocking FFmpeg call (opening, probing, reading a packet) that has waited for
+// data longer than the reader's timeout: FFmpeg polls the callback while it waits.
+class Watchdog {
+ public:
+  explicit Watchdog(double timeout) : timeout_(timeout) {}
+  void arm() {
+    if (timeout_ <= 0) return;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_);
+    deadline_.store(deadline.time_since_epoch().count(), std::memory_order_relaxed);
+  }
+  void disarm() { deadline_.store(0, std::memory_order_relaxed); }
+  bool expired() const {
+    const auto deadline = deadline_.load(std::memory_order_relaxed);
+    return deadline != 0 && std::chrono::steady_clock::now().time_since_epoch().count() > deadline;
+  }
+  double timeout() const { return timeout_; }
+  static int callback(void* opaque) { return static_cast<const Watchdog*>(opaque)->expired() ? 1 : 0; }
+
+ private:
+  double timeout_;
+  std::atomic<std::chrono::steady_clock::rep> deadline_{0};
+};
+
+std::string timeout_text(double seconds) { return "no data for " + format_seconds(seconds) + " s (timeout)"; }
+
 // The demuxer opened on the best video stream, with what can be known without decoding.
 struct OpenedInput {
+  std::unique_ptr<Watchdog> watchdog;  // before `format`, which points at it: destroyed after it
   av::InputFormatPtr format;
   AVStream* stream = nullptr;
   VideoInfo info;
@@ -48,13 +76,24 @@ OpenedInput open_input(const std::string& url, const VideoReaderOptions& options
     }
   }
   OpenedInput input;
-  AVFormatContext* raw = nullptr;
+  input.watchdog = std::make_unique<Watchdog>(options.timeout);
+  AVFormatContext* raw = avformat_alloc_context();
+  if (!raw) throw Error(ErrorKind::resource, "out of memory opening " + url);
+  raw->interrupt_callback.callback = &Watchdog::callback;
+  raw->interrupt_callback.opaque = input.watchdog.get();
   av::clear_last_log();
-  const int opened = avformat_open_input(&raw, url.c_str(), forced, nullptr);
+  input.watchdog->arm();
+  const int opened = avformat_open_input(&raw, url.c_str(), forced, nullptr);  // frees `raw` on failure
+  if (opened < 0 && input.watchdog->expired())
+    throw Error(ErrorKind::io, "cannot open " + url + ": " + timeout_text(options.timeout));
   if (opened < 0) throw Error(av::open_error_kind(opened), "cannot open " + url + ": " + av::error_text(opened));
   input.format.reset(raw);
   AVFormatContext* format = input.format.get();
+  input.watchdog->arm();
   const int found = avformat_find_stream_info(format, nullptr);
+  input.watchdog->disarm();
+  if (found < 0 && input.watchdog->expired())
+    throw Error(ErrorKind::io, url + ": cannot read stream information: " + timeout_text(options.timeout));
   if (found < 0) throw Error(ErrorKind::bad_input, url + ": cannot read stream information: " + av::error_text(found));
 
   const int index = av_find_best_stream(format, AVMEDIA_TYPE_VIDEO, -1, -1, nullptr, 0);
@@ -222,13 +261,25 @@ struct VideoReader::Impl {
   // Sends the next packet of the video stream to the decoder; false at the end of the input.
   void feed_decoder() {
     AVFormatContext* format = input.format.get();
+    Watchdog& watchdog = *input.watchdog;
+    watchdog.arm();
+    struct Disarm {
+      Watchdog& watchdog;
+      ~Disarm() { watchdog.disarm(); }
+    } disarm{watchdog};
     while (true) {
       av::clear_last_log();
       const int read = av_read_frame(format, packet.get());
-      if (read == AVERROR(EAGAIN)) {  // a live device in non-blocking mode with nothing yet
+      if (read == AVERROR(EAGAIN) && !watchdog.expired()) {  // a live device in non-blocking mode with nothing yet
         std::this_thread::sleep_for(std::chrono::milliseconds(2));
         continue;
       }
+      // AVERROR_EXIT is the watchdog's (also when it cut stream probing short at open: FFmpeg keeps
+      // the probed packets, delivered first, and then reports the interruption).
+      if (read == AVERROR_EXIT || (read < 0 && watchdog.expired())) {
+        throw Error(ErrorKind::io, frame_context() + ": " + timeout_text(watchdog.timeout()));
+      }
+      if (read >= 0) watchdog.arm();  // the timeout counts from the last data
       if (read == AVERROR_EOF || (read < 0 && format->pb && avio_feof(format->pb))) {
         demuxer_done = true;
         av::check(avcodec_send_packet(decoder.get(), nullptr), ErrorKind::internal, frame_context() + ": flush");

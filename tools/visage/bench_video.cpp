@@ -36,12 +36,11 @@ options:
   --video CLIP              input clip (required)
   --source IMAGE            source face (required unless --jitter-only)
   --runs N                  pipeline runs, the best is reported (default 1)
-  --encoder NAME            output encoder (default libx264), --preset NAME, --quality N
-  --hwaccel off|auto|cuda   decoding (default off)
-  --workers N, --queue-frames N, --detect-interval N
   --jitter                  also measure landmark jitter; --jitter-only skips the pipeline
   --detector NAME, --landmarker NAME, --device cpu|cuda, --fp16, --threads N
   --json FILE               also write the results as JSON
+  the video options of `visage swap` (encoder, preset, quality, --hwaccel, --workers,
+  --queue-frames, --detect-interval, smoothing, trim), below.
 )";
 
 double resident_mib() {
@@ -100,7 +99,7 @@ double clip_jitter(FaceAnalyser& analyser, const std::string& clip, const FaceTr
 
 int bench_video(Args& args) {
   if (args.flag("--help")) {
-    std::cout << kBenchVideoUsage;
+    std::cout << kBenchVideoUsage << video_options_usage();
     return 0;
   }
   auto clip = args.value("--video");
@@ -114,18 +113,7 @@ int bench_video(Args& args) {
   swap_options.analyser.runtime = parse_runtime_options(args);
   if (auto v = args.value("--detector")) swap_options.analyser.detector = parse_face_detector(*v);
   if (auto v = args.value("--landmarker")) swap_options.analyser.landmarker = parse_face_landmarker(*v);
-  VideoSwapOptions options;
-  options.copy_audio = true;
-  options.output.encode.encoder = args.value_or("--encoder", "libx264");
-  options.output.encode.preset = args.value_or("--preset", "");
-  options.output.encode.quality = args.int_or("--quality", -1);
-  if (auto v = args.value("--hwaccel"))
-    options.input.hardware = *v == "cuda"   ? HardwareDecode::cuda
-                             : *v == "auto" ? HardwareDecode::auto_
-                                            : HardwareDecode::off;
-  options.workers = args.int_or("--workers", 0);
-  options.queue_frames = args.int_or("--queue-frames", 0);
-  options.tracking.detect_interval = args.int_or("--detect-interval", options.tracking.detect_interval);
+  VideoSwapOptions options = parse_video_command(args).options;  // its progress style is not used here
   args.finish();
   if (!clip || (!source_path && !jitter_only) || runs < 1) {
     std::cerr << kBenchVideoUsage;

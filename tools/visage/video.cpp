@@ -31,6 +31,7 @@ options:
   --format NAME                output container (default: v4l2 for /dev/video*, mpegts for udp://,
                                rtp for rtp://, else from the file name)
   --as-fast-as-possible        read a file input without real-time pacing (and drop nothing)
+  --input-timeout SECONDS      give up when a camera or URL sends nothing for this long (default 10, 0 = never)
   every swap option of `visage swap` (masks, colour, blend, selector, --map, --device, ...),
   and the video options below.
 )";
@@ -242,7 +243,10 @@ int stream_video(Args& args) {
   auto format = args.value("--format");
   bool fast = args.flag("--as-fast-as-possible");
   bool json = args.flag("--json");
+  std::optional<double> timeout;
+  if (auto v = args.value("--input-timeout")) timeout = parse_float(*v, "--input-timeout");
   args.finish();
+  if (timeout && *timeout < 0) throw Error(ErrorKind::bad_input, "--input-timeout: need a number of seconds >= 0");
   if ((command.sources.empty() && command.maps.empty()) || !input || !output) {
     std::cerr << kStreamUsage;
     return 2;
@@ -256,6 +260,7 @@ int stream_video(Args& args) {
     o.input.input_format = "v4l2";
   bool file_input = o.input.input_format.empty() && input->find("://") == std::string::npos;
   o.input.realtime = file_input && !fast;
+  if (timeout) o.input.timeout = *timeout;
   if (format) {
     o.output.format = *format;
   } else if (is_device(*output)) {
