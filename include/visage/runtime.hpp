@@ -42,12 +42,6 @@ struct RuntimeOptions {
   // Capture each run in a CUDA graph and replay it when the input shapes
   // repeat. Ignored on CPU.
   bool cuda_graphs = false;
-  // fp16 only: a model whose static-shaped input allows it runs once in fp16
-  // and once in fp32 at load, on a fixed synthetic image; when an output
-  // differs by more than this (largest error over the output's largest
-  // magnitude), half precision is refused for that model and it runs in fp32
-  // (Model::precision() says which). 0 keeps fp16 without checking.
-  double fp16_tolerance = 1e-2;
 };
 
 // What a graph input or output looks like. A dimension of -1 is dynamic.
@@ -69,10 +63,7 @@ class Model {
 
   const std::vector<TensorInfo>& inputs() const;
   const std::vector<TensorInfo>& outputs() const;
-  const RuntimeOptions& options() const;  // as asked for
-  // The precision it runs in: fp32 where fp16 was asked for but the model
-  // missed RuntimeOptions::fp16_tolerance at load.
-  Precision precision() const;
+  const RuntimeOptions& options() const;
   const std::filesystem::path& path() const;
   // Count of executable nodes after the load-time passes.
   size_t node_count() const;

