@@ -30,17 +30,6 @@ std::vector<std::string> split_list(const std::string& text) {
   return out;
 }
 
-// The face whose box centre is nearest `box`'s (within a box width).
-const Face* nearest_face(const std::vector<Face>& faces, const Box& box) {
-  const Face* best = nullptr;
-  float best_d = box.width;
-  for (const auto& f : faces) {
-    float d = std::hypot(f.box.centre().x - box.centre().x, f.box.centre().y - box.centre().y);
-    if (d < best_d) best_d = d, best = &f;
-  }
-  return best;
-}
-
 const Face* largest_face(const std::vector<Face>& faces) {
   const Face* best = nullptr;
   for (const auto& f : faces)

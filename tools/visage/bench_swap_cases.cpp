@@ -139,16 +139,6 @@ const Face* nth_largest(const std::vector<Face>& faces, size_t n) {
   return n < sorted.size() ? sorted[n] : nullptr;
 }
 
-const Face* nearest(const std::vector<Face>& faces, const Box& box) {
-  const Face* best = nullptr;
-  float best_d = box.width;
-  for (const auto& f : faces) {
-    float d = std::hypot(f.box.centre().x - box.centre().x, f.box.centre().y - box.centre().y);
-    if (d < best_d) best_d = d, best = &f;
-  }
-  return best;
-}
-
 float dist(Point2 a, Point2 b) { return std::hypot(a.x - b.x, a.y - b.y); }
 
 // Eye aspect ratio (lid gap over eye width) of the face's left and right eye
@@ -260,7 +250,7 @@ int bench_swap_cases(Args& args) {
       out_variant = variant_swapper->swap(tgt_rgb, std::vector<SwapAssignment>{{tgt_face, &vs}});
     }
     auto found = judge.analyse(out);
-    const Face* res = nearest(found, tgt_face.box);
+    const Face* res = nearest_face(found, tgt_face.box);
     nlohmann::json row = {{"label", parts[0]}, {"source", parts[1]}, {"target", parts[2]}};
     std::string figures;
     if (res) {

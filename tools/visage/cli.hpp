@@ -56,6 +56,8 @@ const char* error_id(ErrorKind kind);
 
 // Scales and centres an image into a black w x h frame (letterbox).
 at::Tensor fit_into(const at::Tensor& rgb, int64_t w, int64_t h);
+// The face whose box centre is nearest `box`'s (within a box width); nullptr if none.
+const Face* nearest_face(const std::vector<Face>& faces, const Box& box);
 struct Timing {
   double p50 = 0, p90 = 0;
 };

@@ -154,4 +154,14 @@ Timing time_it(int warmup, int iterations, const std::function<void()>& run) {
   return {ms[ms.size() / 2], ms[std::min(ms.size() - 1, ms.size() * 9 / 10)]};
 }
 
+const Face* nearest_face(const std::vector<Face>& faces, const Box& box) {
+  const Face* best = nullptr;
+  float best_d = box.width;
+  for (const auto& f : faces) {
+    float d = std::hypot(f.box.centre().x - box.centre().x, f.box.centre().y - box.centre().y);
+    if (d < best_d) best_d = d, best = &f;
+  }
+  return best;
+}
+
 }  // namespace visage::cli
