@@ -190,7 +190,31 @@ std::string fixed(float v, int digits) {
 
 }  // namespace
 
+namespace {
+
+const char* kBenchSwapCasesUsage = R"(usage: visage bench swap-cases --case 'LABEL|SOURCE|TARGET[|ZOOM]'... [options]
+
+A labelled contact sheet of hard swap cases, one row per --case:
+source | target | result [| variant] | target zoom | result zoom, with identity
+distances, eye openness and colour left in a greyscale target's face.
+SOURCE and TARGET may be prefixed with grey: or flip: and suffixed with @N
+(the N-th largest face). ZOOM: eyes, mouth, forehead (default), left, right, chin.
+
+options:
+  --sheet FILE                 write the sheet (JPEG)
+  --json FILE                  also write the figures as JSON
+  --variant none|occlusion     add a column with the occlusion mask toggled
+  --tile N                     tile size in pixels (default 180), --quality N (JPEG, default 85)
+  --face-swapper-weight W, --device cpu|cuda, --fp16, --threads N
+)";
+
+}  // namespace
+
 int bench_swap_cases(Args& args) {
+  if (args.flag("--help")) {
+    std::cout << kBenchSwapCasesUsage;
+    return 0;
+  }
   std::vector<std::string> cases = args.values("--case");
   auto sheet_path = args.value("--sheet");
   auto json_path = args.value("--json");
