@@ -18,6 +18,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -42,6 +43,15 @@ struct RuntimeOptions {
   // Capture each run in a CUDA graph and replay it when the input shapes
   // repeat. Ignored on CPU.
   bool cuda_graphs = false;
+  // Shapes that replace what the model declares for these inputs (by name),
+  // before the passes see them: a fully convolutional network exported for
+  // one size runs at another. Where every changed dimension of the inputs
+  // changes by the same factor, the constant target sizes of Resize nodes
+  // (which exporters freeze at the declared size) scale by it too.
+  std::map<std::string, std::vector<int64_t>> input_shapes;
+  // Only these outputs (by name, in this order) are computed and returned;
+  // what only the others need is not run. Empty: all the model declares.
+  std::vector<std::string> outputs;
 };
 
 // What a graph input or output looks like. A dimension of -1 is dynamic.

@@ -120,6 +120,51 @@ std::vector<std::string> Model::node_ops() const {
   return ops;
 }
 
+namespace {
+
+// RuntimeOptions::input_shapes: the declared shapes replaced, and Resize
+// nodes' constant sizes scaled by the inputs' common factor.
+void reshape_inputs(rt::Graph& graph, const std::map<std::string, std::vector<int64_t>>& shapes) {
+  double factor = 0;  // the common factor of every changed dimension; -1 when there is none
+  for (auto& input : graph.inputs) {
+    auto it = shapes.find(input.name);
+    if (it == shapes.end()) continue;
+    const std::vector<int64_t>& shape = it->second;
+    if (!input.shape.empty() && shape.size() != input.shape.size())
+      throw Error(ErrorKind::bad_input, graph.source + ": input '" + input.name + "' has rank " +
+                                            std::to_string(input.shape.size()) + ", the shape given for it has " +
+                                            std::to_string(shape.size()) + " dimensions");
+    for (size_t d = 0; d < input.shape.size(); ++d) {
+      if (input.shape[d] == shape[d]) continue;
+      double f = input.shape[d] > 0 && shape[d] > 0 ? static_cast<double>(shape[d]) / input.shape[d] : -1;
+      factor = factor == 0 || factor == f ? f : -1;
+    }
+    input.shape = shape;
+    input.has_shape = true;
+  }
+  for (const auto& [name, shape] : shapes)
+    if (std::none_of(graph.inputs.begin(), graph.inputs.end(), [&](const auto& in) { return in.name == name; }))
+      throw Error(ErrorKind::bad_input, graph.source + ": no input named '" + name + "' to give a shape to");
+  if (factor <= 0 || factor == 1) return;
+  for (auto& node : graph.nodes) {
+    if (node.op != "Resize" || node.inputs.size() < 4 || !graph.is_initializer(node.inputs[3])) continue;
+    at::Tensor sizes = graph.initializers.at(node.inputs[3]).to(at::kLong).clone();
+    // A 2-entry sizes input is [height, width]; a full one keeps batch and channels.
+    std::vector<int64_t> spatial{0, 1};
+    if (sizes.numel() == 4)
+      spatial =
+          node.attrs.get_string("layout", "NCHW") == "NHWC" ? std::vector<int64_t>{1, 2} : std::vector<int64_t>{2, 3};
+    else if (sizes.numel() != 2)
+      continue;
+    for (int64_t d : spatial) sizes[d] = static_cast<int64_t>(std::llround(sizes[d].item<int64_t>() * factor));
+    std::string name = node.inputs[3] + "/scaled_for_" + node.name;
+    graph.initializers[name] = sizes;
+    node.inputs[3] = name;
+  }
+}
+
+}  // namespace
+
 std::shared_ptr<const Model> Model::load(const std::filesystem::path& path, const RuntimeOptions& options) {
   if (options.precision == Precision::fp16 && options.device != Device::cuda)
     throw Error(ErrorKind::unsupported, "fp16 precision is only available on CUDA");
@@ -135,6 +180,18 @@ std::unique_ptr<Model::Impl> Model::Impl::build(rt::Graph graph, const std::file
   impl->path = path;
   impl->device = device;
   impl->fp16 = options.precision == Precision::fp16;
+
+  reshape_inputs(graph, options.input_shapes);
+  if (!options.outputs.empty()) {
+    std::vector<rt::ValueInfo> kept;
+    for (const auto& name : options.outputs) {
+      auto it = std::find_if(graph.outputs.begin(), graph.outputs.end(), [&](const auto& o) { return o.name == name; });
+      if (it == graph.outputs.end())
+        throw Error(ErrorKind::bad_input, path.string() + ": no output named '" + name + "'");
+      kept.push_back(*it);
+    }
+    graph.outputs = std::move(kept);
+  }
 
   rt::topological_sort(graph);
   rt::remove_dead_nodes(graph);
