@@ -112,9 +112,9 @@ struct FaceAnalyserOptions {
   // shoulders or body around it), to an object detector trained on COCO's classes (CenterNet, from
   // human-models): the face is dropped when an animal class (cat, dog, bird,
   // horse, ...) scores at least as high there as "person". Costs one
-  // CenterNet run per checked face: ~110 ms of CPU (one thread, 2-core
-  // machine; detection + mesh take ~18 ms). Needs a landmarker (the check
-  // runs in landmark()).
+  // CenterNet run at 256x256 per checked face (bench analyse's "+human check"
+  // column; bench/RESULTS.md). Needs a landmarker (the check runs in
+  // landmark()).
   bool reject_non_human = true;
   // Detections scoring at or above this are not checked: animal faces
   // measured scored up to 0.86, a face seen clearly and large enough scores
