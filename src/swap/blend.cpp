@@ -171,12 +171,6 @@ at::Tensor blend_multiband_cpu(const at::Tensor& fg_in, const at::Tensor& bg_in,
   return result;
 }
 
-int default_levels(int64_t h, int64_t w) {
-  // Coarsest band about 1/16 of the region's short side, 3..6 levels.
-  const double side = static_cast<double>(std::min(h, w));
-  return std::clamp(static_cast<int>(std::lround(std::log2(std::max(side, 1.0) / 16.0))), 3, 6);
-}
-
 // ---------------------------------------------------------------------------
 // Poisson: multigrid on cell-centred grids with Dirichlet zero outside the
 // domain. Arrays carry a one-pixel zero border and C interleaved channels.
@@ -407,6 +401,12 @@ at::Tensor poisson_blend(const at::Tensor& fg, const at::Tensor& bg, const at::T
 
 namespace detail {
 
+int multiband_levels(int64_t h, int64_t w) {
+  // Coarsest band about 1/16 of the region's short side, 3..6 levels.
+  const double side = static_cast<double>(std::min(h, w));
+  return std::clamp(static_cast<int>(std::lround(std::log2(std::max(side, 1.0) / 16.0))), 3, 6);
+}
+
 at::Tensor poisson_offset_cpu(const at::Tensor& d_in, const at::Tensor& alpha_in, int max_iterations) {
   // Solve on the box around alpha > 0 grown by one pixel (so that the
   // outside neighbours of the domain, which feed the right-hand side, are in it).
@@ -529,7 +529,8 @@ at::Tensor blend(const at::Tensor& foreground, const at::Tensor& background, con
     case BlendMode::feather:
       return at::addcmul(background, foreground - background, alpha.clamp(0.f, 1.f).unsqueeze(2));
     case BlendMode::multiband:
-      return blend_multiband(foreground, background, alpha, default_levels(foreground.size(0), foreground.size(1)));
+      return blend_multiband(foreground, background, alpha,
+                             detail::multiband_levels(foreground.size(0), foreground.size(1)));
     case BlendMode::poisson: return poisson_blend(foreground, background, alpha);
   }
   throw std::invalid_argument("blend: unknown mode");

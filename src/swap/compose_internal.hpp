@@ -17,6 +17,11 @@ at::Tensor gaussian_blur_nchw(const at::Tensor& input, float sigma);
 // every channel, no padding, stride 1.
 at::Tensor depthwise_conv(const at::Tensor& input, const at::Tensor& kernel);
 
+// feather_mask with ATen ops (what runs on a device; the CPU runs the exact
+// distance transform of Felzenszwalb and Huttenlocher, which it matches:
+// the distance here is exact up to the radius, farther pixels all give 1).
+at::Tensor feather_mask_aten(const at::Tensor& mask, float radius);
+
 // skin_visibility_mask's model: occluder strength [H, W] inside
 // face_region from an L*a*b* image [H, W, 3] (before growing and
 // smoothing). The CPU version takes contiguous CPU tensors and a clamped region.
@@ -35,6 +40,10 @@ at::Tensor lab_to_rgb_aten(const at::Tensor& lab);
 at::Tensor srgb_to_linear(const at::Tensor& srgb);
 at::Tensor linear_to_srgb(const at::Tensor& linear);
 
+// The number of pyramid levels blend() uses for a multiband blend of an
+// h x w region: round(log2(min(h, w) / 16)) clamped to 3..6.
+int multiband_levels(int64_t h, int64_t w);
+
 // The multiband blend with ATen ops (any device; the CPU runs fused loops
 // that give the same result).
 at::Tensor blend_multiband_aten(const at::Tensor& foreground, const at::Tensor& background, const at::Tensor& alpha,
@@ -46,6 +55,27 @@ at::Tensor blend_multiband_aten(const at::Tensor& foreground, const at::Tensor& 
 // residual 1e-4), by conjugate gradients preconditioned with a multigrid
 // V-cycle; at most `max_iterations` iterations.
 at::Tensor poisson_offset_cpu(const at::Tensor& d, const at::Tensor& alpha, int max_iterations);
+
+// full_resolution.cpp: the steps of the swap at the target's full resolution.
+
+// `image` [H, W, 3] (uint8 or float, any strides) resampled through a smooth
+// displacement field: out(x, y) = image at (x, y) - field(x, y), bilinear,
+// borders replicated (grid_sampler's border mode), where the field is
+// `coarse` [GH, GW, 2] (dx, dy in pixels at the centres of step x step cells,
+// GH * step >= H, GW * step >= W) upsampled bilinearly. Float [H, W, 3].
+at::Tensor warp_by_field(const at::Tensor& image, const at::Tensor& coarse, int64_t step);
+
+// Writes a face composed at a reduced size into the target: `out_roi`
+// (uint8 [H, W, 3], a view into the frame) gets round(background) outside
+// the box (x, y, w, h) and the composite inside it. When `blended` is the
+// box's size the composite is `blended`; otherwise it is upsampled
+// bilinearly and, where `alpha` (the blend mask at that size) is below 1,
+// the full-resolution background's detail comes back:
+//   up(blended) + (1 - up(alpha)) (background - up(small_background)).
+// background: float [H, W, 3]; blended, small_background: float [h, w, 3];
+// alpha: float [h, w].
+void paste_face(at::Tensor out_roi, const at::Tensor& background, int64_t box_x, int64_t box_y, int64_t box_w,
+                int64_t box_h, const at::Tensor& blended, const at::Tensor& small_background, const at::Tensor& alpha);
 
 }  // namespace visage::swap::detail
 

@@ -254,6 +254,34 @@ std::vector<float> distance_to_outside(const float* mask, int64_t h, int64_t w) 
   return f;
 }
 
+// distance_to_outside with ATen ops (any device), exact up to `cap` pixels;
+// farther pixels get more than `cap`. The squared transform is separable:
+// a minimum over a window of 2 cap + 1 rows of f + dy^2, then the same over
+// columns. The windows are unfolded a block of rows at a time (bounded memory).
+at::Tensor capped_distance_to_outside(const at::Tensor& mask, int64_t cap) {
+  const int64_t k = 2 * cap + 1;
+  const float far = static_cast<float>(4 * cap * cap + 4);
+  const auto opts = at::TensorOptions().dtype(at::kFloat).device(mask.device());
+  at::Tensor offsets = at::arange(-cap, cap + 1, opts).square_();  // [k]
+  // Along dim 0 of [H', W'], windows of k rows.
+  auto pass = [&](const at::Tensor& f) {
+    const int64_t rows = f.size(0), cols = f.size(1);
+    at::Tensor padded = at::constant_pad_nd(f, {0, 0, cap, cap}, far);
+    at::Tensor out = at::empty({rows, cols}, opts);
+    const int64_t block = std::max<int64_t>(1, (int64_t{1} << 24) / std::max<int64_t>(1, cols * k));
+    for (int64_t r0 = 0; r0 < rows; r0 += block) {
+      const int64_t n = std::min(block, rows - r0);
+      // [n + 2 cap, W'] -> [n, W', k]: window j of row r is padded row r + j.
+      at::Tensor windows = padded.narrow(0, r0, n + 2 * cap).unfold(0, k, 1);
+      out.narrow(0, r0, n).copy_(at::amin(windows + offsets, 2));
+    }
+    return out;
+  };
+  at::Tensor f = at::where(mask < 0.5f, at::zeros({}, opts), at::full({}, far, opts));
+  at::Tensor columns = pass(f);
+  return pass(columns.t().contiguous()).t().clamp_max(far).sqrt();
+}
+
 // The skin model: a Gaussian in L*a*b* fitted with Tukey-style reweighting
 // (weights (1 - d2 / cut)^2), so that occluders inside the sample (usually
 // the face area itself) do not widen it; a trimmed fit underestimates the
@@ -370,6 +398,15 @@ at::Tensor skin_occlusion_cpu(const at::Tensor& lab_image, const at::Tensor& sam
   return occluded;
 }
 
+at::Tensor feather_mask_aten(const at::Tensor& mask, float radius) {
+  // Distances past the radius all give 1: the capped transform is exact
+  // wherever the result is below 1.
+  const int64_t cap = static_cast<int64_t>(std::ceil(radius + 0.5f)) + 1;
+  at::Tensor dist = capped_distance_to_outside(mask, cap);
+  at::Tensor t = ((dist - 0.5f) * (1.f / radius)).clamp(0.f, 1.f);
+  return at::minimum(t * t * (3.f - 2.f * t), mask);
+}
+
 at::Tensor depthwise_conv(const at::Tensor& input, const at::Tensor& kernel) {
   const int64_t c = input.size(1);
   at::Tensor weight =
@@ -430,7 +467,9 @@ at::Tensor blur_mask(const at::Tensor& mask, float sigma) {
 at::Tensor feather_mask(const at::Tensor& mask, float radius) {
   check_mask(mask, "feather_mask");
   if (radius <= 0.f) return mask;
-  at::Tensor cpu = mask.to(at::kCPU).contiguous();
+  // On a device, without a round trip to the host.
+  if (!mask.device().is_cpu()) return detail::feather_mask_aten(mask, radius);
+  at::Tensor cpu = mask.contiguous();
   const int64_t h = cpu.size(0), w = cpu.size(1);
   const float* m = cpu.data_ptr<float>();
   std::vector<float> dist = distance_to_outside(m, h, w);
@@ -444,7 +483,7 @@ at::Tensor feather_mask(const at::Tensor& mask, float radius) {
       o[i] = std::min(t * t * (3.f - 2.f * t), m[i]);
     }
   });
-  return mask.device().is_cpu() ? out : out.to(mask.device());
+  return out;
 }
 
 at::Tensor connected_to(const at::Tensor& mask, const at::Tensor& seeds, float threshold) {
