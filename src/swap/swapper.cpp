@@ -331,6 +331,43 @@ at::Tensor forehead_skin(const at::Tensor& image, const at::Tensor& usable, cons
   return out.to(image.device());
 }
 
+// `fill` [H, W, 3] relit to match `reference`: where `overlap` [H, W] is high
+// both show the same surface, and their low-frequency ratio there (a
+// Gaussian of `sigma`, normalised convolution) is carried onto `fill`; far
+// from any overlap the ratio tends to the one over the whole overlap.
+at::Tensor match_lighting(const at::Tensor& fill, const at::Tensor& reference, const at::Tensor& overlap, float sigma) {
+  const double total = overlap.sum().item<double>();
+  if (total < 16.0) return fill;
+  at::Tensor m = overlap.unsqueeze(2);
+  at::Tensor both = at::cat({reference * m, fill * m}, 2).permute({2, 0, 1}).unsqueeze(0).contiguous();
+  at::Tensor local = detail::gaussian_blur_nchw(both, sigma).squeeze(0);  // [6, H, W]
+  // The prior: the overlap's mean colours, as if seen on 5% of the window.
+  at::Tensor prior = both.squeeze(0).sum({1, 2}).div(total / 0.05).view({6, 1, 1});
+  at::Tensor est = local + prior;
+  at::Tensor gain = (est.narrow(0, 0, 3) / est.narrow(0, 3, 3).clamp_min(1e-3f)).clamp(0.5f, 2.f);
+  return (fill * gain.permute({1, 2, 0})).clamp(0.f, 255.f);
+}
+
+// `layer` with its low frequencies pulled to the target's along the edge of
+// `alpha`: the difference target - layer, measured where `weight` (skin of
+// both) is high and spread by a Gaussian of `sigma`, is added in full at
+// alpha's edge and fades out over about `reach` pixels inside. Lab statistics
+// match the face's mean colour, not its shading: without this a lighter or
+// differently lit source shows an oval seam and an edge where the forehead
+// fades to the target's.
+at::Tensor match_edges(const at::Tensor& layer, const at::Tensor& target, const at::Tensor& alpha,
+                       const at::Tensor& weight, float sigma, float reach) {
+  at::Tensor w = weight.unsqueeze(2);
+  at::Tensor stacked = at::cat({(target - layer) * w, w}, 2).permute({2, 0, 1}).unsqueeze(0).contiguous();
+  at::Tensor local = detail::gaussian_blur_nchw(stacked, sigma).squeeze(0);  // [4, H, W]
+  at::Tensor support = local.narrow(0, 3, 1);
+  at::Tensor diff = local.narrow(0, 0, 3) / support.clamp_min(1e-3f) * (support / 0.2f).clamp(0.f, 1.f);
+  at::Tensor inside = blur_mask(alpha, 0.5f * reach);
+  at::Tensor t = ((inside - 0.5f) / 0.45f).clamp(0.f, 1.f);
+  at::Tensor edge = 1.f - t * t * (3.f - 2.f * t);
+  return layer + diff.permute({1, 2, 0}) * edge.unsqueeze(2);
+}
+
 }  // namespace
 
 FaceSwapper::FaceSwapper(const SwapOptions& options) {
@@ -521,6 +558,10 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
     };
     auto [direct_rgb, direct_ok, direct_facing] = sample(corr.direct);
     auto [mirror_rgb, mirror_ok, mirror_facing] = sample(corr.mirrored);
+    // The mirrored side carries the other side's lighting (a three-quarter
+    // source is mostly lit on the side it turns to): matched to the direct
+    // side where both are usable, it meets it without a seam.
+    mirror_rgb = match_lighting(mirror_rgb, direct_rgb, direct_ok * mirror_ok, 0.08f * face_size);
     // The direct point unless its mirror partner faced the camera clearly
     // more squarely (a three-quarter source's far side) and is usable.
     at::Tensor lean = ((direct_facing - mirror_facing) / 0.3f + 1.f).clamp(0.f, 1.f);
@@ -622,9 +663,7 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
       at::Tensor u = ((blur_mask(unusable, 0.04f * face_size) - 0.15f) / 0.35f).clamp(0.f, 1.f);
       feathered = feathered * (1.f - u * u * (3.f - 2.f * u));
     }
-    at::Tensor features_mask;
-    if (options.mask.occlusion || options.colour != ColourTransfer::none)
-      features_mask = fill_polygons(h, w, parts.features(/*with_mouth=*/true), device);
+    at::Tensor features_mask = fill_polygons(h, w, parts.features(/*with_mouth=*/true), device);
     if (options.mask.occlusion) {
       // The target's own features are where its mesh put them (the outline
       // warp moves them little), the new mesh's close by: neither is an occluder.
@@ -654,6 +693,15 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
     if (options.colour != ColourTransfer::none) {
       at::Tensor skin = at::clamp_min(hull * own.squeeze(2) - features_mask, 0.f);
       layer = transfer_colour(layer, bg_hwc, skin, options.colour);
+    }
+    {
+      // Measured on the skin of both faces; the mouth is no edge (the
+      // target's own mouth interior lies inside the face).
+      at::Tensor skin = at::clamp_min(
+          hull * own.squeeze(2) - features_mask - fill_polygons(h, w, old_parts.features(/*with_mouth=*/true), device),
+          0.f);
+      at::Tensor outer = at::maximum(feathered, fill_polygons(h, w, {parts.mouth}, device));
+      layer = match_edges(layer, bg_hwc, outer, skin, 0.05f * face_size, 0.2f * face_size);
     }
     at::Tensor blended = blend(layer, bg_hwc, feathered, options.blend);
     if (work_scale < 1.f) {
