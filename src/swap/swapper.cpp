@@ -225,11 +225,12 @@ at::Tensor sampling_grid(const at::Tensor& positions, int src_w, int src_h) {
 
 // The target's pixels around the face, moved so that the face's outline goes
 // from `from` to `to`: a displacement field interpolated from the outline
-// vertices (Gaussian weights) that fades to zero away from them.
-at::Tensor warp_outline(const at::Tensor& roi_nchw, std::span<const Point3> from, std::span<const Point3> to,
+// vertices (Gaussian weights) that fades to zero away from them. `roi` is
+// [H, W, 3] (uint8 or float, any strides); the result is float [H, W, 3].
+at::Tensor warp_outline(const at::Tensor& roi, std::span<const Point3> from, std::span<const Point3> to,
                         float face_size) {
   const auto& topo = mesh_topology();
-  const int64_t h = roi_nchw.size(2), w = roi_nchw.size(3);
+  const int64_t h = roi.size(0), w = roi.size(1);
   std::vector<float> control, shift;
   float largest = 0;
   for (int v : topo.outline) {
@@ -238,34 +239,22 @@ at::Tensor warp_outline(const at::Tensor& roi_nchw, std::span<const Point3> from
     shift.push_back(dx), shift.push_back(dy);
     largest = std::max(largest, std::hypot(dx, dy));
   }
-  if (largest < 0.25f) return roi_nchw;
+  if (largest < 0.25f) return roi.to(at::kFloat).contiguous();
   const int64_t n = static_cast<int64_t>(topo.outline.size());
-  at::Device dev = roi_nchw.device();
-  at::Tensor c = at::from_blob(control.data(), {n, 2}, at::kFloat).to(dev);
-  at::Tensor d = at::from_blob(shift.data(), {n, 2}, at::kFloat).to(dev);
   // The field is smooth (sigma of many pixels): evaluate it on a grid of
-  // step x step cells and interpolate bilinearly.
+  // step x step cells (on the CPU: a few thousand points) and interpolate
+  // bilinearly in the resampling pass.
+  at::Tensor c = at::from_blob(control.data(), {n, 2}, at::kFloat);
+  at::Tensor d = at::from_blob(shift.data(), {n, 2}, at::kFloat);
   const int64_t step = 8, gh = (h + step - 1) / step, gw = (w + step - 1) / step;
-  auto centres = [&](int64_t n) {
-    return at::arange(n, at::TensorOptions().dtype(at::kFloat).device(dev)).add_(0.5f).mul_(static_cast<float>(step));
-  };
+  auto centres = [&](int64_t n) { return at::arange(n, at::kFloat).add_(0.5f).mul_(static_cast<float>(step)); };
   auto coarse_grid = at::meshgrid({centres(gh), centres(gw)}, "ij");
   at::Tensor q = at::stack({coarse_grid[1], coarse_grid[0]}, 2).view({gh * gw, 2});
   const float sigma = 0.08f * face_size;
   at::Tensor g = at::cdist(q, c).pow_(2).mul_(-0.5f / (sigma * sigma)).exp_();  // [gh*gw, n]
   // The constant in the denominator makes the field fade out beyond ~2 sigma.
-  at::Tensor coarse = (g.mm(d) / (g.sum(1, true) + std::exp(-2.f))).view({1, gh, gw, 2}).permute({0, 3, 1, 2});
-  at::Tensor field = at::upsample_bilinear2d(coarse, {gh * step, gw * step}, false)
-                         .narrow(2, 0, h)
-                         .narrow(3, 0, w)
-                         .permute({0, 2, 3, 1})
-                         .reshape({h * w, 2});
-  at::Tensor ys = at::arange(h, at::TensorOptions().dtype(at::kFloat).device(dev)).add_(0.5f);
-  at::Tensor xs = at::arange(w, at::TensorOptions().dtype(at::kFloat).device(dev)).add_(0.5f);
-  auto mesh_grid = at::meshgrid({ys, xs}, "ij");
-  at::Tensor p = at::stack({mesh_grid[1], mesh_grid[0]}, 2).view({h * w, 2});
-  at::Tensor src = (p - field).view({h, w, 2});
-  return at::grid_sampler(roi_nchw, sampling_grid(src, static_cast<int>(w), static_cast<int>(h)), 0, 1, false);
+  at::Tensor coarse = (g.mm(d) / (g.sum(1, true) + std::exp(-2.f))).view({gh, gw, 2});
+  return detail::warp_by_field(roi, coarse, step);
 }
 
 // 1 below the brows, fading to 0 towards the top of the mesh: the upper
@@ -511,20 +500,42 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
     float face_size = std::max(face_box.width, face_box.height);
     std::vector<Point3> old_local = shifted(old_mesh, -roi.x0, -roi.y0);
     std::vector<Point3> new_local = shifted(new_mesh, -roi.x0, -roi.y0);
-    at::Tensor background =
-        out.narrow(0, roi.y0, roi.height).narrow(1, roi.x0, roi.width).permute({2, 0, 1}).unsqueeze(0).to(at::kFloat);
+    at::Tensor roi_pixels = out.narrow(0, roi.y0, roi.height).narrow(1, roi.x0, roi.width);  // uint8 view
 
     // 2. Outline: the surroundings follow the face's new outline.
-    if (options.shape_weight > 0) background = warp_outline(background, old_local, new_local, face_size);
-    at::Tensor bg_hwc = background.squeeze(0).permute({1, 2, 0}).contiguous();
-    const at::Tensor bg_full = bg_hwc;
-    int h = roi.height, w = roi.width;
-    Box box_local{face_box.x - roi.x0, face_box.y - roi.y0, face_box.width, face_box.height};
+    const at::Tensor bg_full = options.shape_weight > 0 ? warp_outline(roi_pixels, old_local, new_local, face_size)
+                                                        : roi_pixels.to(at::kFloat).contiguous();
+    // Every mask below is zero beyond the two meshes' box: the rest works in
+    // that box (the "compose box"), with a margin for the blurs and the
+    // feathering's outside pixels, not in the whole ROI (which the outline
+    // warp needs: ~2.5 times the area).
+    std::vector<Point2> both = flat(old_local);
+    for (auto p : flat(new_local)) both.push_back(p);
+    const Box meshes_box = face::bounding_box(both);
+    const float margin = 0.08f * face_size + 2.f;
+    const int cx0 = std::clamp(static_cast<int>(std::floor(meshes_box.x - margin)), 0, roi.width - 1);
+    const int cy0 = std::clamp(static_cast<int>(std::floor(meshes_box.y - margin)), 0, roi.height - 1);
+    const int cw =
+        std::clamp(static_cast<int>(std::ceil(meshes_box.x + meshes_box.width + margin)), cx0 + 1, roi.width) - cx0;
+    const int ch =
+        std::clamp(static_cast<int>(std::ceil(meshes_box.y + meshes_box.height + margin)), cy0 + 1, roi.height) - cy0;
+    for (auto* mesh : {&new_local, &old_local})
+      for (auto& p : *mesh) p.x -= cx0, p.y -= cy0;
+    const at::Tensor bg_box = bg_full.narrow(0, cy0, ch).narrow(1, cx0, cw);
+    at::Tensor bg_hwc = bg_box.contiguous();
+    int h = ch, w = cw;
+    Box box_local{face_box.x - roi.x0 - cx0, face_box.y - roi.y0 - cy0, face_box.width, face_box.height};
     const float work_scale = std::min(1.f, compose_face_size / face_size);
+    // The multi-band blend's bands are sized after the ROI's short side (at the working scale).
+    const int blend_levels =
+        detail::multiband_levels(std::lround(roi.height * work_scale), std::lround(roi.width * work_scale));
     if (work_scale < 1.f) {
       h = std::max(1, static_cast<int>(std::lround(h * work_scale)));
       w = std::max(1, static_cast<int>(std::lround(w * work_scale)));
-      bg_hwc = at::_upsample_bilinear2d_aa(background, {h, w}, false).squeeze(0).permute({1, 2, 0}).contiguous();
+      bg_hwc = at::_upsample_bilinear2d_aa(bg_box.permute({2, 0, 1}).unsqueeze(0), {h, w}, false)
+                   .squeeze(0)
+                   .permute({1, 2, 0})
+                   .contiguous();
       for (auto* mesh : {&new_local, &old_local})
         for (auto& p : *mesh) p.x *= work_scale, p.y *= work_scale, p.z *= work_scale;
       box_local = {box_local.x * work_scale, box_local.y * work_scale, box_local.width * work_scale,
@@ -703,19 +714,12 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
       at::Tensor outer = at::maximum(feathered, fill_polygons(h, w, {parts.mouth}, device));
       layer = match_edges(layer, bg_hwc, outer, skin, 0.05f * face_size, 0.2f * face_size);
     }
-    at::Tensor blended = blend(layer, bg_hwc, feathered, options.blend);
-    if (work_scale < 1.f) {
-      // Scaled up; where the mask is below 1 the target's own fine detail
-      // (what the reduced scale lost) comes back in proportion.
-      auto up = [&](const at::Tensor& hwc) {
-        return at::upsample_bilinear2d(hwc.permute({2, 0, 1}).unsqueeze(0), {roi.height, roi.width}, false)
-            .squeeze(0)
-            .permute({1, 2, 0});
-      };
-      at::Tensor alpha = up(feathered.unsqueeze(2));
-      blended = up(blended) + (1.f - alpha) * (bg_full - up(bg_hwc));
-    }
-    out.narrow(0, roi.y0, roi.height).narrow(1, roi.x0, roi.width).copy_(blended.round().clamp(0, 255).to(at::kByte));
+    at::Tensor blended = options.blend == BlendMode::multiband ? blend_multiband(layer, bg_hwc, feathered, blend_levels)
+                                                               : blend(layer, bg_hwc, feathered, options.blend);
+    // Into the frame at full resolution: the warped surroundings, and the
+    // compose box scaled up with the target's own fine detail where the mask
+    // is below 1.
+    detail::paste_face(roi_pixels, bg_full, cx0, cy0, cw, ch, blended, bg_hwc, feathered);
     ++impl_->swapped;
     if (impl_->enhancer) {
       Face f = job.target;
