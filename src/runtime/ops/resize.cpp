@@ -3,12 +3,17 @@
 // Resize takes ATen's upsample kernels where their coordinate convention is
 // exactly ONNX's (4-D, batch and channel unscaled); everything else runs a
 // separable interpolation: per resized axis, up to four index_select taps with
-// weights computed on the host from ONNX's coordinate formulas.
+// weights computed on the host from ONNX's coordinate formulas (once per
+// shape and device: see AxisTableCache).
 #include <ATen/ATen.h>
 
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <tuple>
 
 #include "runtime/ops/families.hpp"
 #include "runtime/ops/spatial.hpp"
@@ -150,10 +155,16 @@ std::array<double, 4> cubic_weights(double t, double a) {
   return {far(t + 1), near(t), near(1 - t), far(2 - t)};
 }
 
-// Interpolates `x` along `axis` to `out` elements.
-at::Tensor resize_axis(const ResizeParams& p, const at::Tensor& x, int64_t axis, int64_t out, double scale,
-                       double roi_start, double roi_end) {
-  const int64_t in = x.size(axis);
+// The taps of one resized axis on the input's device: per tap the source
+// indices and weights (shaped to broadcast along the axis), and where
+// tf_crop_and_resize samples outside the input.
+struct AxisTables {
+  std::vector<at::Tensor> index, weight;
+  at::Tensor outside;  // undefined when nothing is outside
+};
+
+AxisTables make_axis_tables(const ResizeParams& p, int64_t in, int64_t out, double scale, double roi_start,
+                            double roi_end, int64_t rank, int64_t axis, at::Device device, at::ScalarType compute) {
   const int taps = p.mode == Mode::nearest ? 1 : p.mode == Mode::linear ? 2 : 4;
   std::vector<std::vector<int64_t>> index(static_cast<size_t>(taps), std::vector<int64_t>(static_cast<size_t>(out)));
   std::vector<std::vector<double>> weight(static_cast<size_t>(taps), std::vector<double>(static_cast<size_t>(out)));
@@ -193,28 +204,72 @@ at::Tensor resize_axis(const ResizeParams& p, const at::Tensor& x, int64_t axis,
           p.exclude_outside && total != 0 ? w[static_cast<size_t>(k)] / total : w[static_cast<size_t>(k)];
     }
   }
-  std::vector<int64_t> weight_shape(static_cast<size_t>(x.dim()), 1);
+  std::vector<int64_t> weight_shape(static_cast<size_t>(rank), 1);
   weight_shape[static_cast<size_t>(axis)] = out;
-  const auto index_options = at::TensorOptions().dtype(at::kLong).device(x.device());
-  const at::ScalarType compute = at::isFloatingType(x.scalar_type()) ? x.scalar_type() : at::kFloat;
-  at::Tensor y;
+  AxisTables tables;
   for (int k = 0; k < taps; ++k) {
-    at::Tensor idx = at::tensor(index[static_cast<size_t>(k)], at::kLong).to(index_options.device());
-    at::Tensor picked = at::index_select(x, axis, idx);
+    tables.index.push_back(at::tensor(index[static_cast<size_t>(k)], at::kLong).to(device));
+    if (p.mode != Mode::nearest)
+      tables.weight.push_back(
+          at::tensor(weight[static_cast<size_t>(k)], at::kDouble).to(device, compute).view(weight_shape));
+  }
+  if (any_outside)
+    tables.outside = at::tensor(std::vector<int64_t>(outside.begin(), outside.end()), at::kLong)
+                         .to(device)
+                         .to(at::kBool)
+                         .view(weight_shape);
+  return tables;
+}
+
+// A Resize node's axis tables, kept per input/output size and device: a
+// session repeats the same shapes, and a CUDA graph capture cannot copy
+// host tables to the device (the runs before a capture fill the cache).
+class AxisTableCache {
+ public:
+  std::shared_ptr<const AxisTables> get(const ResizeParams& p, int64_t in, int64_t out, double scale, double roi_start,
+                                        double roi_end, int64_t rank, int64_t axis, at::Device device,
+                                        at::ScalarType compute) {
+    Key key{in,
+            out,
+            rank,
+            axis,
+            scale,
+            roi_start,
+            roi_end,
+            static_cast<int>(device.type()),
+            device.index(),
+            static_cast<int>(compute)};
+    std::lock_guard lock(mutex_);
+    auto it = tables_.find(key);
+    if (it != tables_.end()) return it->second;
+    if (tables_.size() >= 64) tables_.clear();  // shapes that keep changing: keep the cache bounded
+    auto tables = std::make_shared<const AxisTables>(
+        make_axis_tables(p, in, out, scale, roi_start, roi_end, rank, axis, device, compute));
+    tables_.emplace(key, tables);
+    return tables;
+  }
+
+ private:
+  using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, double, double, double, int, int, int>;
+  std::mutex mutex_;
+  std::map<Key, std::shared_ptr<const AxisTables>> tables_;
+};
+
+// Interpolates `x` along `axis` to `out` elements.
+at::Tensor resize_axis(const ResizeParams& p, AxisTableCache& cache, const at::Tensor& x, int64_t axis, int64_t out,
+                       double scale, double roi_start, double roi_end) {
+  const at::ScalarType compute = at::isFloatingType(x.scalar_type()) ? x.scalar_type() : at::kFloat;
+  auto tables = cache.get(p, x.size(axis), out, scale, roi_start, roi_end, x.dim(), axis, x.device(), compute);
+  at::Tensor y;
+  for (size_t k = 0; k < tables->index.size(); ++k) {
+    at::Tensor picked = at::index_select(x, axis, tables->index[k]);
     if (p.mode == Mode::nearest) {
       y = picked;
       break;
     }
-    at::Tensor w = at::tensor(weight[static_cast<size_t>(k)], at::kDouble).to(x.device(), compute).view(weight_shape);
-    y = k == 0 ? picked.to(compute) * w : y + picked.to(compute) * w;
+    y = k == 0 ? picked.to(compute) * tables->weight[k] : y + picked.to(compute) * tables->weight[k];
   }
-  if (any_outside) {
-    at::Tensor mask = at::tensor(std::vector<int64_t>(outside.begin(), outside.end()), at::kLong)
-                          .to(x.device())
-                          .to(at::kBool)
-                          .view(weight_shape);
-    y = y.masked_fill(mask, p.extrapolation);
-  }
+  if (tables->outside.defined()) y = y.masked_fill(tables->outside, p.extrapolation);
   if (y.scalar_type() != x.scalar_type()) y = p.mode == Mode::nearest ? y : y.round().to(x.scalar_type());
   return y;
 }
@@ -246,7 +301,8 @@ at::Tensor aten_fast_path(const ResizeParams& p, const at::Tensor& x, const std:
 
 Kernel make_resize(const Node& node, const BuildContext& context) {
   ResizeParams p = parse_resize(node, context);
-  return [p](std::span<const at::Tensor> in, std::span<at::Tensor> out_tensors) {
+  auto cache = std::make_shared<AxisTableCache>();
+  return [p, cache](std::span<const at::Tensor> in, std::span<at::Tensor> out_tensors) {
     at::Tensor x = p.nhwc ? channels_first_view(in[0]) : in[0];
     const int64_t rank = x.dim();
     const auto urank = static_cast<size_t>(rank);
@@ -303,7 +359,7 @@ Kernel make_resize(const Node& node, const BuildContext& context) {
         if (p.transform != Transform::tf_crop_and_resize && out[ud] == x.size(d) && scales[ud] == 1.0) continue;
         double roi_start = roi.empty() ? 0.0 : roi[ud];
         double roi_end = roi.empty() ? 1.0 : roi[ud + urank];
-        y = resize_axis(p, y, d, out[ud], scales[ud], roi_start, roi_end);
+        y = resize_axis(p, *cache, y, d, out[ud], scales[ud], roi_start, roi_end);
       }
     }
     out_tensors[0] = p.nhwc ? channels_last_view(y) : y;
