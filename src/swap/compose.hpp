@@ -23,6 +23,9 @@ using Polygon = std::vector<Point2>;
 // Filled, anti-aliased polygons (pixel-centre convention of face.hpp: pixel
 // (x, y) covers [x, x+1) x [y, y+1)); the union of all polygons is 1.
 at::Tensor fill_polygons(int64_t height, int64_t width, const std::vector<Polygon>& polygons, at::Device device);
+// The same written into `out` (height * width floats, row-major, host
+// memory): several fills can share one buffer and one upload to a device.
+void fill_polygons_into(float* out, int64_t height, int64_t width, const std::vector<Polygon>& polygons);
 
 // Gaussian blur with standard deviation `sigma` pixels (separable, borders
 // replicated). sigma <= 0 returns the mask unchanged.

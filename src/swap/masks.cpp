@@ -435,7 +435,7 @@ at::Tensor gaussian_blur_nchw(const at::Tensor& input, float sigma) {
 
 }  // namespace detail
 
-at::Tensor fill_polygons(int64_t height, int64_t width, const std::vector<Polygon>& polygons, at::Device device) {
+void fill_polygons_into(float* out, int64_t height, int64_t width, const std::vector<Polygon>& polygons) {
   if (height <= 0 || width <= 0) throw std::invalid_argument("fill_polygons: empty size");
   CoverageAccumulator acc(height, width);
   for (const Polygon& poly : polygons) {
@@ -452,8 +452,13 @@ at::Tensor fill_polygons(int64_t height, int64_t width, const std::vector<Polygo
     const float sign = area2 > 0 ? -1.f : 1.f;
     for (size_t i = 0; i < poly.size(); ++i) acc.add_edge(poly[i], poly[(i + 1) % poly.size()], sign);
   }
+  acc.resolve(out);
+}
+
+at::Tensor fill_polygons(int64_t height, int64_t width, const std::vector<Polygon>& polygons, at::Device device) {
+  if (height <= 0 || width <= 0) throw std::invalid_argument("fill_polygons: empty size");
   at::Tensor out = at::empty({height, width}, at::kFloat);
-  acc.resolve(out.data_ptr<float>());
+  fill_polygons_into(out.data_ptr<float>(), height, width, polygons);
   return device.is_cpu() ? out : out.to(device);
 }
 

@@ -73,8 +73,8 @@ at::Tensor facing_map(std::span<const Point3> mesh, const Triangles& triangles, 
   return facing;
 }
 
-Correspondence mesh_correspondence(std::span<const Point3> dst, std::span<const Point3> src,
-                                   std::span<const int> mirror, const Triangles& triangles, int height, int width) {
+void mesh_correspondence_into(std::span<const Point3> dst, std::span<const Point3> src, std::span<const int> mirror,
+                              const Triangles& triangles, int height, int width, float* cov, float* dir, float* mir) {
   const int64_t pixels = static_cast<int64_t>(height) * width;
   std::vector<float> zbuf(pixels, std::numeric_limits<float>::max());
   std::vector<int> owner(pixels, -1);
@@ -89,13 +89,9 @@ Correspondence mesh_correspondence(std::span<const Point3> dst, std::span<const 
       zbuf[i] = z, owner[i] = static_cast<int>(ti), weights[i] = {w0, w1, w2};
     });
   }
-  Correspondence out;
-  out.covered = at::zeros({height, width}, at::kFloat);
-  out.direct = at::zeros({height, width, 3}, at::kFloat);
-  out.mirrored = at::zeros({height, width, 3}, at::kFloat);
-  float* cov = out.covered.data_ptr<float>();
-  float* dir = out.direct.data_ptr<float>();
-  float* mir = out.mirrored.data_ptr<float>();
+  std::fill(cov, cov + pixels, 0.f);
+  std::fill(dir, dir + 3 * pixels, 0.f);
+  std::fill(mir, mir + 3 * pixels, 0.f);
   for (int64_t i = 0; i < pixels; ++i) {
     if (owner[i] < 0) continue;
     const auto& t = triangles[owner[i]];
@@ -108,6 +104,16 @@ Correspondence mesh_correspondence(std::span<const Point3> dst, std::span<const 
       mir[3 * i] += w[k] * m.x, mir[3 * i + 1] += w[k] * m.y, mir[3 * i + 2] += w[k] * m.z;
     }
   }
+}
+
+Correspondence mesh_correspondence(std::span<const Point3> dst, std::span<const Point3> src,
+                                   std::span<const int> mirror, const Triangles& triangles, int height, int width) {
+  Correspondence out;
+  out.covered = at::empty({height, width}, at::kFloat);
+  out.direct = at::empty({height, width, 3}, at::kFloat);
+  out.mirrored = at::empty({height, width, 3}, at::kFloat);
+  mesh_correspondence_into(dst, src, mirror, triangles, height, width, out.covered.data_ptr<float>(),
+                           out.direct.data_ptr<float>(), out.mirrored.data_ptr<float>());
   return out;
 }
 

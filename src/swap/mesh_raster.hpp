@@ -39,5 +39,10 @@ struct Correspondence {
 };
 Correspondence mesh_correspondence(std::span<const Point3> dst, std::span<const Point3> src,
                                    std::span<const int> mirror, const Triangles& triangles, int height, int width);
+// The same written into host buffers of height * width (covered) and
+// height * width * 3 floats (direct, mirrored), e.g. parts of one upload.
+void mesh_correspondence_into(std::span<const Point3> dst, std::span<const Point3> src, std::span<const int> mirror,
+                              const Triangles& triangles, int height, int width, float* covered, float* direct,
+                              float* mirrored);
 
 }  // namespace visage::swap

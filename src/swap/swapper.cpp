@@ -218,10 +218,71 @@ std::vector<Point3> shifted(std::span<const Point3> mesh, float dx, float dy) {
 // Pixel grid of a w x h region as normalised grid_sampler coordinates of an
 // image of size src_w x src_h, from per-pixel source positions [H, W, >=2].
 at::Tensor sampling_grid(const at::Tensor& positions, int src_w, int src_h) {
-  at::Tensor xy = positions.narrow(2, 0, 2);
-  at::Tensor scale = at::tensor(std::vector<float>{2.f / src_w, 2.f / src_h}).to(xy.device());
-  return (xy * scale - 1.f).unsqueeze(0).contiguous();
+  // Scalars, not a [2] scale tensor: on a device that was an upload and a
+  // wait for the stream.
+  at::Tensor x = positions.select(2, 0) * (2.f / src_w), y = positions.select(2, 1) * (2.f / src_h);
+  return (at::stack({x, y}, 2) - 1.f).unsqueeze(0).contiguous();
 }
+
+// The rasters of one face that are made on the CPU: the mesh correspondence
+// (per-pixel source positions) and the polygon masks. On the CPU each mask is
+// made when first used. On a device everything is rasterised into one pinned
+// host tensor and copied with one asynchronous upload: separately, every
+// mask and position map was a blocking copy that waited for the whole
+// stream (9 per face with the default masks, 19 to 21 with occlusion).
+class FaceRasters {
+ public:
+  FaceRasters(int height, int width, at::Device device) : h_(height), w_(width), device_(device) {}
+
+  // Polygons filled at the compose size; fill(id) gives the mask.
+  int add(std::vector<Polygon> polygons) {
+    sets_.push_back(std::move(polygons));
+    return static_cast<int>(sets_.size()) - 1;
+  }
+
+  // Rasterises: the correspondence of `dst` (in a sh x sw grid) with `src`,
+  // and on a device every polygon set added so far.
+  void make(std::span<const Point3> dst, std::span<const Point3> src, std::span<const int> mirror,
+            const Triangles& triangles, int sh, int sw) {
+    if (device_.is_cpu()) {
+      corr_ = mesh_correspondence(dst, src, mirror, triangles, sh, sw);
+      fills_.resize(sets_.size());
+      return;
+    }
+    const int64_t sub = int64_t{sh} * sw, plane = int64_t{h_} * w_;
+    const int64_t total = 7 * sub + static_cast<int64_t>(sets_.size()) * plane;
+    at::Tensor host = at::empty({total}, at::TensorOptions().dtype(at::kFloat).pinned_memory(true));
+    float* p = host.data_ptr<float>();
+    mesh_correspondence_into(dst, src, mirror, triangles, sh, sw, p, p + sub, p + 4 * sub);
+    for (size_t i = 0; i < sets_.size(); ++i)
+      fill_polygons_into(p + 7 * sub + static_cast<int64_t>(i) * plane, h_, w_, sets_[i]);
+    // Pinned and non-blocking: the host goes on while the copy runs (the
+    // caching host allocator keeps the buffer until the copy is done).
+    at::Tensor all = host.to(device_, at::kFloat, /*non_blocking=*/true);
+    corr_.covered = all.narrow(0, 0, sub).view({sh, sw});
+    corr_.direct = all.narrow(0, sub, 3 * sub).view({sh, sw, 3});
+    corr_.mirrored = all.narrow(0, 4 * sub, 3 * sub).view({sh, sw, 3});
+    for (size_t i = 0; i < sets_.size(); ++i)
+      fills_.push_back(all.narrow(0, 7 * sub + static_cast<int64_t>(i) * plane, plane).view({h_, w_}));
+  }
+
+  const Correspondence& correspondence() const { return corr_; }
+
+  // The mask of add()'s polygons `id`, [H, W] float on the device. Callers
+  // never write into it (it may be shared).
+  const at::Tensor& fill(int id) {
+    at::Tensor& t = fills_.at(static_cast<size_t>(id));
+    if (!t.defined()) t = fill_polygons(h_, w_, sets_[static_cast<size_t>(id)], device_);
+    return t;
+  }
+
+ private:
+  int h_, w_;
+  at::Device device_;
+  std::vector<std::vector<Polygon>> sets_;
+  std::vector<at::Tensor> fills_;
+  Correspondence corr_;
+};
 
 // The target's pixels around the face, moved so that the face's outline goes
 // from `from` to `to`: a displacement field interpolated from the outline
@@ -550,11 +611,72 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
     const int sy0 = std::clamp(static_cast<int>(std::floor(mesh_box.y)) - 1, 0, h - 1);
     const int sw = std::clamp(static_cast<int>(std::ceil(mesh_box.x + mesh_box.width)) + 1, sx0 + 1, w) - sx0;
     const int sh = std::clamp(static_cast<int>(std::ceil(mesh_box.y + mesh_box.height)) + 1, sy0 + 1, h) - sy0;
-    Correspondence corr =
-        mesh_correspondence(shifted(new_local, -sx0, -sy0), src.mesh, topo.mirror, topo.triangles, sh, sw);
+    // The masks of step 4 are polygons of both meshes: registered here, so
+    // that on a device they travel with the correspondence in one upload.
+    FaceParts parts = face_parts(new_local);
+    FaceParts old_parts = face_parts(old_local);
+    FaceRasters rasters(h, w, device);
+    std::vector<Polygon> excluded;
+    std::vector<Polygon> selected;
+    auto wants = [&](FaceMaskRegion r) {
+      return std::find(options.mask.regions.begin(), options.mask.regions.end(), r) != options.mask.regions.end();
+    };
+    const std::pair<FaceMaskRegion, const Polygon*> features[] = {{FaceMaskRegion::left_eyebrow, &parts.left_brow},
+                                                                  {FaceMaskRegion::right_eyebrow, &parts.right_brow},
+                                                                  {FaceMaskRegion::left_eye, &parts.left_eye},
+                                                                  {FaceMaskRegion::right_eye, &parts.right_eye},
+                                                                  {FaceMaskRegion::nose, &parts.nose},
+                                                                  {FaceMaskRegion::upper_lip, &parts.upper_lip},
+                                                                  {FaceMaskRegion::lower_lip, &parts.lower_lip},
+                                                                  {FaceMaskRegion::mouth, &parts.mouth}};
+    for (const auto& [region, polygon] : features) (wants(region) ? selected : excluded).push_back(*polygon);
+    if (options.keep_mouth_interior && wants(FaceMaskRegion::mouth)) excluded.push_back(parts.mouth);
+    const int hull_id = rasters.add({parts.hull});
+    const int features_id = rasters.add(parts.features(/*with_mouth=*/true));
+    const int old_features_id = rasters.add(old_parts.features(/*with_mouth=*/true));
+    const int mouth_id = rasters.add({parts.mouth});
+    int region_id = -1, excluded_id = -1, box_id = -1;
+    if (options.mask.region) {
+      region_id = wants(FaceMaskRegion::skin) ? hull_id : rasters.add(selected);
+      if (!excluded.empty() && wants(FaceMaskRegion::skin)) excluded_id = rasters.add(excluded);
+    }
+    if (options.mask.box) {
+      const auto& pad = options.mask.padding;  // percent: top, right, bottom, left
+      float bx0 = box_local.x - pad[3] / 100.f * box_local.width;
+      float bx1 = box_local.x + box_local.width * (1 + pad[1] / 100.f);
+      float by0 = box_local.y - pad[0] / 100.f * box_local.height;
+      float by1 = box_local.y + box_local.height * (1 + pad[2] / 100.f);
+      box_id = rasters.add({Polygon{{bx0, by0}, {bx1, by0}, {bx1, by1}, {bx0, by1}}});
+    }
+    int old_hull_id = -1, old_cheeks_id = -1, own_features_id = -1, old_mouth_id = -1;
+    int eye_ids[2] = {-1, -1}, grown_eye_ids[2] = {-1, -1};
+    if (options.mask.occlusion) {
+      old_hull_id = rasters.add({old_parts.hull});
+      old_cheeks_id = rasters.add({old_parts.cheeks});
+      const Polygon* eyes[2] = {&old_parts.left_eye, &old_parts.right_eye};
+      for (int e = 0; e < 2; ++e) {
+        const Polygon& eye = *eyes[e];
+        eye_ids[e] = rasters.add({eye});
+        // The lid's crease and lashes lie a little outside the eye's outline.
+        Polygon grown;
+        Point2 c{0, 0};
+        for (const auto& p : eye) c.x += p.x / eye.size(), c.y += p.y / eye.size();
+        for (const auto& p : eye) grown.push_back({c.x + (p.x - c.x) * 1.3f, c.y + (p.y - c.y) * 1.8f});
+        grown_eye_ids[e] = rasters.add({grown});
+      }
+      // The target's own features are where its mesh put them (the outline
+      // warp moves them little), the new mesh's close by: neither is an occluder.
+      std::vector<Polygon> own_features = old_parts.features(/*with_mouth=*/true);
+      for (const auto& p : parts.features(/*with_mouth=*/true)) own_features.push_back(p);
+      own_features.push_back(old_parts.nostrils);
+      own_features.push_back(parts.nostrils);
+      own_features_id = rasters.add(std::move(own_features));
+      old_mouth_id = rasters.add({old_parts.mouth, old_parts.upper_lip, old_parts.lower_lip});
+    }
+    rasters.make(shifted(new_local, -sx0, -sy0), src.mesh, topo.mirror, topo.triangles, sh, sw);
+    const Correspondence& corr = rasters.correspondence();
     const int tex_w = static_cast<int>(src.texture.size(3)), tex_h = static_cast<int>(src.texture.size(2));
-    auto sample = [&](const at::Tensor& positions) {
-      at::Tensor p = positions.to(device);
+    auto sample = [&](const at::Tensor& p) {  // positions, already on the device
       at::Tensor s = at::grid_sampler(src.texture, sampling_grid(p, tex_w, tex_h), 0, 1, false);
       s = s.squeeze(0).permute({1, 2, 0}).contiguous();  // [H, W, 6]
       // usable x (the point is the nearest surface there: not hidden behind the nose or turned away)
@@ -579,7 +701,7 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
     at::Tensor w_direct = direct_ok * (lean + (1.f - lean) * (1.f - mirror_ok));
     at::Tensor w_mirror = mirror_ok * (1.f - w_direct);
     at::Tensor w_sum = w_direct + w_mirror;
-    at::Tensor covered_sub = corr.covered.to(device);
+    const at::Tensor& covered_sub = corr.covered;
     at::Tensor texture =
         (direct_rgb * w_direct.unsqueeze(2) + mirror_rgb * w_mirror.unsqueeze(2)) / w_sum.clamp_min(1e-3f).unsqueeze(2);
     at::Tensor own_sub = (w_sum.clamp(0.f, 1.f) * covered_sub).unsqueeze(2);
@@ -592,41 +714,15 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
     sub(covered).copy_(covered_sub);
 
     // 4. Masks, colour, blend.
-    FaceParts parts = face_parts(new_local);
-    std::vector<Polygon> excluded;
-    std::vector<Polygon> selected;
-    auto wants = [&](FaceMaskRegion r) {
-      return std::find(options.mask.regions.begin(), options.mask.regions.end(), r) != options.mask.regions.end();
-    };
-    const std::pair<FaceMaskRegion, const Polygon*> features[] = {{FaceMaskRegion::left_eyebrow, &parts.left_brow},
-                                                                  {FaceMaskRegion::right_eyebrow, &parts.right_brow},
-                                                                  {FaceMaskRegion::left_eye, &parts.left_eye},
-                                                                  {FaceMaskRegion::right_eye, &parts.right_eye},
-                                                                  {FaceMaskRegion::nose, &parts.nose},
-                                                                  {FaceMaskRegion::upper_lip, &parts.upper_lip},
-                                                                  {FaceMaskRegion::lower_lip, &parts.lower_lip},
-                                                                  {FaceMaskRegion::mouth, &parts.mouth}};
-    for (const auto& [region, polygon] : features) (wants(region) ? selected : excluded).push_back(*polygon);
-    if (options.keep_mouth_interior && wants(FaceMaskRegion::mouth)) excluded.push_back(parts.mouth);
-    at::Tensor hull = fill_polygons(h, w, {parts.hull}, device);
+    at::Tensor hull = rasters.fill(hull_id);
     at::Tensor mask = at::ones({h, w}, at::TensorOptions().dtype(at::kFloat).device(device));
     if (options.mask.region) {
-      at::Tensor region = wants(FaceMaskRegion::skin) ? hull : fill_polygons(h, w, selected, device);
-      if (!excluded.empty() && wants(FaceMaskRegion::skin))
-        region = at::clamp_min(region - fill_polygons(h, w, excluded, device), 0.f);
+      at::Tensor region = rasters.fill(region_id);
+      if (excluded_id >= 0) region = at::clamp_min(region - rasters.fill(excluded_id), 0.f);
       mask = at::minimum(mask, region);
     }
-    if (options.mask.box) {
-      const auto& pad = options.mask.padding;  // percent: top, right, bottom, left
-      float bx0 = box_local.x - pad[3] / 100.f * box_local.width;
-      float bx1 = box_local.x + box_local.width * (1 + pad[1] / 100.f);
-      float by0 = box_local.y - pad[0] / 100.f * box_local.height;
-      float by1 = box_local.y + box_local.height * (1 + pad[2] / 100.f);
-      Polygon box{{bx0, by0}, {bx1, by0}, {bx1, by1}, {bx0, by1}};
-      mask = at::minimum(mask, fill_polygons(h, w, {box}, device));
-    }
+    if (options.mask.box) mask = at::minimum(mask, rasters.fill(box_id));
     mask = at::minimum(mask, covered) * forehead_ramp(parts, h, w, device);
-    FaceParts old_parts = face_parts(old_local);
     if (options.mask.occlusion) {
       // With the occlusion mask, the target's closed eyes stay closed: the
       // mesh's lids do not follow a blink or a wink closely (a closed eye still
@@ -637,29 +733,34 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
       // an occlusion mask but costs identity, hence not by default.
       at::Tensor target_skin;  // 1 where the target's ROI has the colour of its cheeks
       {
-        at::Tensor not_skin_sample = fill_polygons(h, w, old_parts.features(/*with_mouth=*/true), device);
-        at::Tensor sample = at::clamp_min(
-            fill_polygons(h, w, {old_parts.cheeks}, device) - blur_mask(not_skin_sample, 0.04f * face_size) * 4.f, 0.f);
-        target_skin = skin_visibility_mask(bg_hwc, fill_polygons(h, w, {old_parts.hull}, device), sample);
+        at::Tensor not_skin_sample = rasters.fill(old_features_id);
+        at::Tensor sample =
+            at::clamp_min(rasters.fill(old_cheeks_id) - blur_mask(not_skin_sample, 0.04f * face_size) * 4.f, 0.f);
+        target_skin = skin_visibility_mask(bg_hwc, rasters.fill(old_hull_id), sample);
       }
       at::Tensor luminance = bg_hwc.mean(2);
-      at::Tensor cheeks = fill_polygons(h, w, {old_parts.cheeks}, device);
-      const float cheek_luminance =
-          (luminance * cheeks).sum().item<float>() / std::max(1.f, cheeks.sum().item<float>());
-      for (const Polygon* eye : {&old_parts.left_eye, &old_parts.right_eye}) {
-        at::Tensor inside = fill_polygons(h, w, {*eye}, device);
-        const float area = inside.sum().item<float>();
+      at::Tensor cheeks = rasters.fill(old_cheeks_id);
+      // All the sums the decisions need, read back in one copy (one wait
+      // for the stream instead of eight).
+      std::vector<at::Tensor> sums = {(luminance * cheeks).sum(), cheeks.sum()};
+      for (int e = 0; e < 2; ++e) {
+        const at::Tensor& inside = rasters.fill(eye_ids[e]);
+        sums.push_back(inside.sum());
+        sums.push_back(((1.f - target_skin) * inside).sum());
+        sums.push_back((luminance * inside).sum());
+      }
+      const at::Tensor host_sums = at::stack(sums).to(at::kCPU);
+      const float* sum = host_sums.data_ptr<float>();
+      const float cheek_luminance = sum[0] / std::max(1.f, sum[1]);
+      for (int e = 0; e < 2; ++e) {
+        const float* eye_sums = sum + 2 + 3 * e;
+        const float area = eye_sums[0];
         if (area < 4.f) continue;
-        const float open = ((1.f - target_skin) * inside).sum().item<float>() / area;
+        const float open = eye_sums[1] / area;
         // Sunglasses are not skin-coloured either, but far darker than a lid.
-        const float eye_luminance = (luminance * inside).sum().item<float>() / area;
+        const float eye_luminance = eye_sums[2] / area;
         if (open >= kClosedEyeBelow || eye_luminance < 0.6f * cheek_luminance) continue;
-        // The lid's crease and lashes lie a little outside the eye's outline.
-        Polygon grown;
-        Point2 c{0, 0};
-        for (const auto& p : *eye) c.x += p.x / eye->size(), c.y += p.y / eye->size();
-        for (const auto& p : *eye) grown.push_back({c.x + (p.x - c.x) * 1.3f, c.y + (p.y - c.y) * 1.8f});
-        mask = mask * (1.f - fill_polygons(h, w, {grown}, device));
+        mask = mask * (1.f - rasters.fill(grown_eye_ids[e]));
       }
     }
     at::Tensor feathered = feather_mask(mask, std::max(1.f, options.mask.blur * 0.25f * face_size));
@@ -674,28 +775,20 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
       at::Tensor u = ((blur_mask(unusable, 0.04f * face_size) - 0.15f) / 0.35f).clamp(0.f, 1.f);
       feathered = feathered * (1.f - u * u * (3.f - 2.f * u));
     }
-    at::Tensor features_mask = fill_polygons(h, w, parts.features(/*with_mouth=*/true), device);
+    at::Tensor features_mask = rasters.fill(features_id);
     if (options.mask.occlusion) {
-      // The target's own features are where its mesh put them (the outline
-      // warp moves them little), the new mesh's close by: neither is an occluder.
-      std::vector<Polygon> own_features = old_parts.features(/*with_mouth=*/true);
-      for (const auto& p : parts.features(/*with_mouth=*/true)) own_features.push_back(p);
-      own_features.push_back(old_parts.nostrils);
-      own_features.push_back(parts.nostrils);
-      at::Tensor not_occluder = fill_polygons(h, w, own_features, device);
+      at::Tensor not_occluder = rasters.fill(own_features_id);
       not_occluder = at::clamp_max(blur_mask(not_occluder, 0.01f * face_size) * 2.f, 1.f);
-      at::Tensor region = at::maximum(hull, fill_polygons(h, w, {old_parts.hull}, device));
-      at::Tensor skin_sample = at::clamp_min(
-          fill_polygons(h, w, {old_parts.cheeks}, device) - blur_mask(not_occluder, 0.04f * face_size) * 4.f, 0.f);
+      at::Tensor region = at::maximum(hull, rasters.fill(old_hull_id));
+      at::Tensor skin_sample =
+          at::clamp_min(rasters.fill(old_cheeks_id) - blur_mask(not_occluder, 0.04f * face_size) * 4.f, 0.f);
       at::Tensor occluded = 1.f - skin_visibility_mask(bg_hwc, region, skin_sample);
       // Occluders reach in from outside the face (hair, fingers, a
       // microphone) or out of the mouth (a tongue): seeds are the band along
       // the outline and the mouth with the lips; dark spots inside the face
       // that touch neither stay the source's.
       at::Tensor inner = feather_mask(region, 0.08f * face_size);
-      at::Tensor seeds =
-          at::maximum((inner < 0.5f).to(at::kFloat),
-                      fill_polygons(h, w, {old_parts.mouth, old_parts.upper_lip, old_parts.lower_lip}, device));
+      at::Tensor seeds = at::maximum((inner < 0.5f).to(at::kFloat), rasters.fill(old_mouth_id));
       at::Tensor candidate = occluded * (1.f - not_occluder);
       at::Tensor reach = connected_to(candidate, seeds, 0.5f);
       reach = at::clamp_max(blur_mask(reach, 2.f) * 3.f, 1.f);
@@ -708,10 +801,8 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
     {
       // Measured on the skin of both faces; the mouth is no edge (the
       // target's own mouth interior lies inside the face).
-      at::Tensor skin = at::clamp_min(
-          hull * own.squeeze(2) - features_mask - fill_polygons(h, w, old_parts.features(/*with_mouth=*/true), device),
-          0.f);
-      at::Tensor outer = at::maximum(feathered, fill_polygons(h, w, {parts.mouth}, device));
+      at::Tensor skin = at::clamp_min(hull * own.squeeze(2) - features_mask - rasters.fill(old_features_id), 0.f);
+      at::Tensor outer = at::maximum(feathered, rasters.fill(mouth_id));
       layer = match_edges(layer, bg_hwc, outer, skin, 0.05f * face_size, 0.2f * face_size);
     }
     at::Tensor blended = options.blend == BlendMode::multiband ? blend_multiband(layer, bg_hwc, feathered, blend_levels)
