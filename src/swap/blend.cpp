@@ -36,7 +36,7 @@ at::Tensor smoothstep(const at::Tensor& t) {
 
 // [1 2 1] / 4 along both axes, borders replicated.
 at::Tensor blur_121(const at::Tensor& x) {
-  at::Tensor k = at::tensor({0.25f, 0.5f, 0.25f}, at::kFloat).to(x.device());
+  at::Tensor k = detail::upload(at::tensor({0.25f, 0.5f, 0.25f}, at::kFloat), x.device());
   at::Tensor b = detail::depthwise_conv(at::replication_pad2d(x, {1, 1, 0, 0}), k.view({1, 3}));
   return detail::depthwise_conv(at::replication_pad2d(b, {0, 0, 1, 1}), k.view({3, 1}));
 }

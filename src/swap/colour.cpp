@@ -141,7 +141,7 @@ at::Tensor lab_to_rgb_cpu(const at::Tensor& lab_in) {
 at::Tensor matrix_tensor(const float (&m)[3][3], const at::Tensor& like) {
   at::Tensor t = at::empty({3, 3}, at::kFloat);
   std::memcpy(t.data_ptr<float>(), &m[0][0], sizeof(m));
-  return t.to(like.device());
+  return detail::upload(t, like.device());
 }
 
 // Weighted per-channel mean and standard deviation of [N, C] over weights [N, 1].
@@ -312,7 +312,7 @@ at::Tensor linear_to_srgb(const at::Tensor& linear) {
 
 at::Tensor rgb_to_lab_aten(const at::Tensor& rgb) {
   at::Tensor xyz = at::matmul(srgb_to_linear(rgb), matrix_tensor(kRgbToXyz, rgb).t());
-  at::Tensor white = at::tensor({kWhite[0], kWhite[1], kWhite[2]}, at::kFloat).to(rgb.device());
+  at::Tensor white = detail::upload(at::tensor({kWhite[0], kWhite[1], kWhite[2]}, at::kFloat), rgb.device());
   at::Tensor t = xyz / white;
   at::Tensor f = at::where(t > kDelta3, t.clamp_min(0.f).pow(1.0 / 3.0), t * kLinearSlope + kOffset);
   at::Tensor fx = f.select(2, 0), fy = f.select(2, 1), fz = f.select(2, 2);
@@ -323,7 +323,7 @@ at::Tensor lab_to_rgb_aten(const at::Tensor& lab) {
   at::Tensor fy = (lab.select(2, 0) + 16.f) / 116.f;
   at::Tensor f = at::stack({fy + lab.select(2, 1) / 500.f, fy, fy - lab.select(2, 2) / 200.f}, 2);
   at::Tensor t = at::where(f > kDelta, f.pow(3), (f - kOffset) / kLinearSlope);
-  at::Tensor white = at::tensor({kWhite[0], kWhite[1], kWhite[2]}, at::kFloat).to(lab.device());
+  at::Tensor white = detail::upload(at::tensor({kWhite[0], kWhite[1], kWhite[2]}, at::kFloat), lab.device());
   return linear_to_srgb(at::matmul(t * white, matrix_tensor(kXyzToRgb, lab).t()));
 }
 
@@ -368,8 +368,8 @@ at::Tensor transfer_colour(const at::Tensor& source, const at::Tensor& target, c
     auto [mean_t, std_t] = weighted_stats(lab_t, w, total);
     at::Tensor low = at::tensor(std::vector<float>{float(kMinSpread[0]), float(kMinSpread[1]), float(kMinSpread[2])});
     at::Tensor high = at::tensor(std::vector<float>{float(kMaxSpread[0]), float(kMaxSpread[1]), float(kMaxSpread[2])});
-    at::Tensor scale =
-        at::maximum(at::minimum(std_t / std_s.clamp_min(1e-3), high.to(std_t.device())), low.to(std_t.device()));
+    at::Tensor scale = at::maximum(at::minimum(std_t / std_s.clamp_min(1e-3), detail::upload(high, std_t.device())),
+                                   detail::upload(low, std_t.device()));
     at::Tensor shift = mean_t - mean_s * scale;
     return detail::lab_to_rgb(at::addcmul(shift, lab_s, scale).view(source.sizes())).clamp(0.f, 255.f).contiguous();
   }
@@ -382,7 +382,7 @@ at::Tensor transfer_colour(const at::Tensor& source, const at::Tensor& target, c
     const float keep = k * k * (3.f - 2.f * k);
     const float scale = keep + (1.f - keep) * std::min(1.f, chroma_t / std::max(chroma_s, 1e-3f));
     at::Tensor lab_image = detail::rgb_to_lab(result);
-    at::Tensor factors = at::tensor({1.f, scale, scale}, at::kFloat).to(lab_image.device());
+    at::Tensor factors = detail::upload(at::tensor({1.f, scale, scale}, at::kFloat), lab_image.device());
     result = detail::lab_to_rgb(lab_image * factors);
   }
   return cpu ? result : result.clamp(0.f, 255.f).contiguous();

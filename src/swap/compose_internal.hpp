@@ -7,6 +7,12 @@
 
 namespace visage::swap::detail {
 
+// `host` (a CPU tensor) on `device` without waiting for the stream: copied
+// through pinned memory with a non-blocking copy (a plain .to(device) from
+// pageable memory waits for all the work queued before it). On the CPU, or
+// for a tensor already on the device, the same as host.to(device).
+at::Tensor upload(const at::Tensor& host, at::Device device);
+
 // Gaussian blur of every channel of a [N, C, H, W] float tensor (borders
 // replicated). Small sigmas run a separable convolution; large ones blur a
 // box-downsampled copy and upsample it bilinearly (with the variance those two

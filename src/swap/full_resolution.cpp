@@ -167,11 +167,11 @@ at::Tensor warp_by_field(const at::Tensor& image, const at::Tensor& coarse, int6
   }
   const at::Device dev = image.device();
   const int64_t gh = coarse.size(0), gw = coarse.size(1);
-  at::Tensor field =
-      at::upsample_bilinear2d(coarse.to(dev, at::kFloat).permute({2, 0, 1}).unsqueeze(0), {gh * step, gw * step}, false)
-          .narrow(2, 0, h)
-          .narrow(3, 0, w)
-          .squeeze(0);  // [2, H, W]
+  at::Tensor field = at::upsample_bilinear2d(upload(coarse.to(at::kFloat), dev).permute({2, 0, 1}).unsqueeze(0),
+                                             {gh * step, gw * step}, false)
+                         .narrow(2, 0, h)
+                         .narrow(3, 0, w)
+                         .squeeze(0);  // [2, H, W]
   const auto opts = at::TensorOptions().dtype(at::kFloat).device(dev);
   // Normalised grid_sampler coordinates (align_corners=false) of pixel
   // centre - field.

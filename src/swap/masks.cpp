@@ -190,7 +190,7 @@ at::Tensor separable_blur(const at::Tensor& x, float sigma) {
   const auto k1 = gaussian_kernel(sigma);
   if (x.device().is_cpu()) return separable_blur_cpu(x, k1);
   const int64_t r = static_cast<int64_t>(k1.size() / 2);
-  at::Tensor k = at::tensor(at::ArrayRef<float>(k1), at::kFloat).to(x.device());
+  at::Tensor k = detail::upload(at::tensor(at::ArrayRef<float>(k1), at::kFloat), x.device());
   // Replicate padding, one axis at a time.
   at::Tensor h = detail::depthwise_conv(at::replication_pad2d(x, {r, r, 0, 0}), k.view({1, -1}));
   return detail::depthwise_conv(at::replication_pad2d(h, {0, 0, r, r}), k.view({-1, 1}));
@@ -297,6 +297,12 @@ constexpr float kSkinFrom = 12.f, kOccluderFrom = 30.f;
 
 namespace detail {
 
+at::Tensor upload(const at::Tensor& host, at::Device device) {
+  if (device.is_cpu() || !host.is_cpu()) return host.to(device);
+  // The caching host allocator keeps the pinned block until the copy is done.
+  return host.pin_memory().to(device, host.scalar_type(), /*non_blocking=*/true);
+}
+
 // The skin model with ATen ops (any device). Returns the occluder mask
 // [H, W] inside face_region (before growing and smoothing).
 at::Tensor skin_occlusion_aten(const at::Tensor& lab_image, const at::Tensor& skin_sample,
@@ -306,8 +312,8 @@ at::Tensor skin_occlusion_aten(const at::Tensor& lab_image, const at::Tensor& sk
   at::Tensor sample = skin_sample.reshape({h * w, 1});
   at::Tensor weight = sample.clone();
   const at::Tensor regulariser =
-      at::tensor({float(kRegulariser[0]), float(kRegulariser[1]), float(kRegulariser[2])}, at::kFloat)
-          .to(lab.device())
+      upload(at::tensor({float(kRegulariser[0]), float(kRegulariser[1]), float(kRegulariser[2])}, at::kFloat),
+             lab.device())
           .diag();
   at::Tensor d2;
   for (int iteration = 0; iteration < kSkinIterations; ++iteration) {
