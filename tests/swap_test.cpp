@@ -8,6 +8,7 @@
 #include <cmath>
 #include <memory>
 
+#include "face/geometry.hpp"
 #include "test_support.hpp"
 #include "visage/face.hpp"
 #include "visage/image.hpp"
@@ -55,24 +56,11 @@ bool inside_polygon(const std::vector<Point2>& poly, float x, float y) {
   return in;
 }
 
-// Convex hull (monotone chain) of the mesh's 468 points.
+// Convex hull of the mesh's 468 points.
 std::vector<Point2> mesh_hull(const Face& f) {
   std::vector<Point2> p;
   for (size_t i = 0; i < 468; ++i) p.push_back({f.mesh[i].x, f.mesh[i].y});
-  std::sort(p.begin(), p.end(), [](Point2 a, Point2 b) { return a.x < b.x || (a.x == b.x && a.y < b.y); });
-  auto cross = [](Point2 o, Point2 a, Point2 b) { return (a.x - o.x) * (b.y - o.y) - (a.y - o.y) * (b.x - o.x); };
-  std::vector<Point2> h(2 * p.size());
-  size_t k = 0;
-  for (size_t i = 0; i < p.size(); ++i) {
-    while (k >= 2 && cross(h[k - 2], h[k - 1], p[i]) <= 0) --k;
-    h[k++] = p[i];
-  }
-  for (size_t i = p.size() - 1, t = k + 1; i > 0; --i) {
-    while (k >= t && cross(h[k - 2], h[k - 1], p[i - 1]) <= 0) --k;
-    h[k++] = p[i - 1];
-  }
-  h.resize(k - 1);
-  return h;
+  return face::convex_hull(std::move(p));
 }
 
 class Swap : public ::testing::Test {
