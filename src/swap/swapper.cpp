@@ -386,16 +386,27 @@ at::Tensor forehead_skin(const at::Tensor& image, const at::Tensor& usable, cons
 // Gaussian of `sigma`, normalised convolution) is carried onto `fill`; far
 // from any overlap the ratio tends to the one over the whole overlap.
 at::Tensor match_lighting(const at::Tensor& fill, const at::Tensor& reference, const at::Tensor& overlap, float sigma) {
-  const double total = overlap.sum().item<double>();
-  if (total < 16.0) return fill;
+  // On a device the overlap's total stays there (reading it back would wait
+  // for the stream): the result is chosen by at::where instead of a branch.
+  const bool on_cpu = overlap.device().is_cpu();
+  at::Tensor device_total;
+  double total = 0;
+  if (on_cpu) {
+    total = overlap.sum().item<double>();
+    if (total < 16.0) return fill;
+  } else {
+    device_total = overlap.sum();
+  }
   at::Tensor m = overlap.unsqueeze(2);
   at::Tensor both = at::cat({reference * m, fill * m}, 2).permute({2, 0, 1}).unsqueeze(0).contiguous();
   at::Tensor local = detail::gaussian_blur_nchw(both, sigma).squeeze(0);  // [6, H, W]
   // The prior: the overlap's mean colours, as if seen on 5% of the window.
-  at::Tensor prior = both.squeeze(0).sum({1, 2}).div(total / 0.05).view({6, 1, 1});
+  at::Tensor sums = both.squeeze(0).sum({1, 2});
+  at::Tensor prior = (on_cpu ? sums.div(total / 0.05) : sums / (device_total.clamp_min(16.f) / 0.05f)).view({6, 1, 1});
   at::Tensor est = local + prior;
   at::Tensor gain = (est.narrow(0, 0, 3) / est.narrow(0, 3, 3).clamp_min(1e-3f)).clamp(0.5f, 2.f);
-  return (fill * gain.permute({1, 2, 0})).clamp(0.f, 255.f);
+  at::Tensor matched = (fill * gain.permute({1, 2, 0})).clamp(0.f, 255.f);
+  return on_cpu ? matched : at::where(device_total >= 16.f, matched, fill);
 }
 
 // `layer` with its low frequencies pulled to the target's along the edge of
