@@ -221,4 +221,20 @@ TEST_F(Swap, CudaMatchesCpu) {
   EXPECT_LT(mean_diff, 1.0);
 }
 
+// The occlusion mask's device path: its polygon masks come in the face's one
+// upload and its closed-eye test reads its sums back in one copy.
+TEST_F(Swap, CudaMatchesCpuWithOcclusionMask) {
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA device (or a CPU-only build)";
+  SwapOptions cpu_options;
+  cpu_options.mask.occlusion = true;
+  SwapOptions gpu_options = cpu_options;
+  gpu_options.analyser.runtime.device = Device::cuda;
+  FaceSwapper cpu_swapper(cpu_options), gpu(gpu_options);
+  at::Tensor cpu = cpu_swapper.swap(hopper, cpu_swapper.prepare_source({astronaut}));
+  at::Tensor cuda = gpu.swap(hopper, gpu.prepare_source({astronaut}));
+  ASSERT_EQ(gpu.faces_swapped(), 1u);
+  double mean_diff = (cpu.to(at::kFloat) - cuda.to(at::kFloat)).abs().mean().item<double>();
+  EXPECT_LT(mean_diff, 1.0);
+}
+
 }  // namespace
