@@ -18,18 +18,6 @@ namespace visage::cli {
 
 namespace {
 
-std::vector<std::string> split_list(const std::string& text) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (start <= text.size()) {
-    size_t comma = text.find(',', start);
-    if (comma == std::string::npos) comma = text.size();
-    if (comma > start) out.push_back(text.substr(start, comma - start));
-    start = comma + 1;
-  }
-  return out;
-}
-
 const Face* largest_face(const std::vector<Face>& faces) {
   const Face* best = nullptr;
   for (const auto& f : faces)
@@ -70,19 +58,7 @@ int bench_swap_quality(Args& args) {
   if (auto v = args.value("--blend")) tuned.blend = parse_blend_mode(*v);
   if (auto v = args.value("--colour")) tuned.colour = parse_colour_transfer(*v);
   if (auto v = args.value("--face-mask-blur")) tuned.mask.blur = parse_float(*v, "--face-mask-blur");
-  if (auto v = args.value("--face-mask-types")) {
-    tuned.mask.box = tuned.mask.region = tuned.mask.occlusion = false;
-    for (const auto& type : split_list(*v)) {
-      if (type == "box")
-        tuned.mask.box = true;
-      else if (type == "region")
-        tuned.mask.region = true;
-      else if (type == "occlusion")
-        tuned.mask.occlusion = true;
-      else
-        throw Error(ErrorKind::bad_input, "--face-mask-types: box, region, occlusion, got '" + type + "'");
-    }
-  }
+  if (auto v = args.value("--face-mask-types")) parse_face_mask_types(*v, tuned.mask);
   tuned.analyser.runtime = parse_runtime_options(args);
   args.finish();
   if (sources.empty() || targets.empty())

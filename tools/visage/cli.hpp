@@ -44,6 +44,10 @@ class Args {
 std::vector<std::filesystem::path> expand_inputs(const std::vector<std::string>& names);
 bool is_image_name(const std::filesystem::path& path);
 std::vector<int> parse_int_list(const std::string& text, const std::string& option);
+// The items of a `sep`-separated list, empty items left out.
+std::vector<std::string> split_list(const std::string& text, char sep = ',');
+// --face-mask-types box,region,occlusion: the listed types on, the others off.
+void parse_face_mask_types(const std::string& text, FaceMaskOptions& mask);
 float parse_float(const std::string& text, const std::string& option);
 // A number within 0..1 (weights).
 float parse_unit_float(const std::string& text, const std::string& option);

@@ -154,6 +154,29 @@ Timing time_it(int warmup, int iterations, const std::function<void()>& run) {
   return {ms[ms.size() / 2], ms[std::min(ms.size() - 1, ms.size() * 9 / 10)]};
 }
 
+std::vector<std::string> split_list(const std::string& text, char sep) {
+  std::vector<std::string> out;
+  std::stringstream in(text);
+  std::string item;
+  while (std::getline(in, item, sep))
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+void parse_face_mask_types(const std::string& text, FaceMaskOptions& mask) {
+  mask.box = mask.region = mask.occlusion = false;
+  for (const auto& type : split_list(text)) {
+    if (type == "box")
+      mask.box = true;
+    else if (type == "region")
+      mask.region = true;
+    else if (type == "occlusion")
+      mask.occlusion = true;
+    else
+      throw Error(ErrorKind::bad_input, "unknown face mask type '" + type + "' (box, region, occlusion)");
+  }
+}
+
 const Face* nearest_face(const std::vector<Face>& faces, const Box& box) {
   const Face* best = nullptr;
   float best_d = box.width;

@@ -4,7 +4,6 @@
 #include <chrono>
 #include <filesystem>
 #include <iostream>
-#include <sstream>
 
 #include "cli.hpp"
 #include "visage/face.hpp"
@@ -62,15 +61,6 @@ options:
   --device cpu|cuda, --fp16, --threads N
 )";
 
-std::vector<std::string> split(const std::string& text, char sep) {
-  std::vector<std::string> out;
-  std::stringstream in(text);
-  std::string item;
-  while (std::getline(in, item, sep))
-    if (!item.empty()) out.push_back(item);
-  return out;
-}
-
 double ms_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
 }
@@ -87,19 +77,7 @@ SwapCommand parse_swap_command(Args& args) {
   if (auto v = args.value("--detector-angles"))
     options.analyser.detector_angles = parse_int_list(*v, "--detector-angles");
   if (auto v = args.value("--face-swapper-weight")) options.shape_weight = parse_float(*v, "--face-swapper-weight");
-  if (auto v = args.value("--face-mask-types")) {
-    options.mask.box = options.mask.region = options.mask.occlusion = false;
-    for (const auto& type : split(*v, ',')) {
-      if (type == "box")
-        options.mask.box = true;
-      else if (type == "region")
-        options.mask.region = true;
-      else if (type == "occlusion")
-        options.mask.occlusion = true;
-      else
-        throw Error(ErrorKind::bad_input, "unknown face mask type '" + type + "' (box, region, occlusion)");
-    }
-  }
+  if (auto v = args.value("--face-mask-types")) parse_face_mask_types(*v, options.mask);
   if (auto v = args.value("--face-mask-blur")) options.mask.blur = parse_float(*v, "--face-mask-blur");
   if (auto v = args.value("--face-mask-padding")) {
     std::vector<int> p = parse_int_list(*v, "--face-mask-padding");
@@ -110,7 +88,7 @@ SwapCommand parse_swap_command(Args& args) {
   }
   if (auto v = args.value("--face-mask-regions")) {
     options.mask.regions.clear();
-    for (const auto& r : split(*v, ',')) options.mask.regions.push_back(parse_face_mask_region(r));
+    for (const auto& r : split_list(*v)) options.mask.regions.push_back(parse_face_mask_region(r));
   }
   if (args.flag("--swap-mouth-interior")) options.keep_mouth_interior = false;
   if (auto v = args.value("--colour")) options.colour = parse_colour_transfer(*v);
@@ -159,7 +137,7 @@ PreparedSwap prepare_swap(const SwapCommand& c) {
     if (eq == std::string::npos || eq == 0 || eq + 1 == m.size())
       throw Error(ErrorKind::bad_input, "--map needs REF[:N]=SOURCE, got '" + m + "'");
     p.mappings.push_back(
-        {reference_embedding(m.substr(0, eq)), swapper.prepare_source(read_all(split(m.substr(eq + 1), ',')))});
+        {reference_embedding(m.substr(0, eq)), swapper.prepare_source(read_all(split_list(m.substr(eq + 1))))});
   }
   if (c.reference) p.selector.references.push_back(reference_embedding(*c.reference));
   return p;
