@@ -5,6 +5,11 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <cstdint>
+#include <vector>
+
+#include "swap/compose.hpp"
+
 namespace visage::swap::detail {
 
 // `host` (a CPU tensor) on `device` without waiting for the stream: copied
@@ -22,6 +27,20 @@ at::Tensor gaussian_blur_nchw(const at::Tensor& input, float sigma);
 // Depthwise 2-D convolution of [N, C, H, W] with one [kh, kw] kernel for
 // every channel, no padding, stride 1.
 at::Tensor depthwise_conv(const at::Tensor& input, const at::Tensor& kernel);
+
+// fill_polygons on a device: the CPU computes each edge's signed-area
+// deposits (a few per edge and pixel row, O(perimeter)), the device sums
+// them into an accumulator of width + 2 cells per row and takes the prefix
+// sums along rows (O(pixels), no host work per pixel). polygon_deposits
+// appends the deposits of one fill, number `set` of a batch, as cell indices
+// of a [sets, height, width + 2] accumulator and values;
+// resolve_polygon_deposits (any device; cells int32 or int64, values float)
+// gives the [sets, height, width] masks, equal to fill_polygons' up to the
+// order of the float sums.
+void polygon_deposits(int64_t height, int64_t width, const std::vector<Polygon>& polygons, int64_t set,
+                      std::vector<int32_t>& cells, std::vector<float>& values);
+at::Tensor resolve_polygon_deposits(const at::Tensor& cells, const at::Tensor& values, int64_t sets, int64_t height,
+                                    int64_t width);
 
 // feather_mask with ATen ops (what runs on a device; the CPU runs the exact
 // distance transform of Felzenszwalb and Huttenlocher, which it matches:

@@ -24,10 +24,12 @@ void check_mask(const at::Tensor& mask, const char* what) {
 // Exact-area scanline rasteriser (the signed-area accumulation of font-rs):
 // every edge deposits, per pixel row, the area it adds to the cells on its
 // right; a prefix sum along the row then gives each pixel's covered fraction.
-class CoverageAccumulator {
+// `Sink` takes the deposits: sink(y, x, value) for cells x = 0..width + 1 of
+// row y (a dense row buffer on the CPU, a list for a device).
+template <typename Sink>
+class EdgeDepositor {
  public:
-  CoverageAccumulator(int64_t height, int64_t width)
-      : height_(height), width_(width), stride_(width + 2), acc_(static_cast<size_t>(height * (width + 2)), 0.f) {}
+  EdgeDepositor(int64_t height, int64_t width, Sink& sink) : height_(height), width_(width), sink_(sink) {}
 
   // An edge of a polygon; `sign` makes the polygon's interior positive.
   void add_edge(Point2 a, Point2 b, float sign) {
@@ -57,19 +59,23 @@ class CoverageAccumulator {
     }
   }
 
-  // Prefix sums along rows, clamped to 0..1 (overlapping polygons saturate).
-  void resolve(float* out) const {
-    at::parallel_for(0, height_, 64, [&](int64_t y0, int64_t y1) {
-      for (int64_t y = y0; y < y1; ++y) {
-        const float* row = acc_.data() + y * stride_;
-        float* dst = out + y * width_;
-        float sum = 0.f;
-        for (int64_t x = 0; x < width_; ++x) {
-          sum += row[x];
-          dst[x] = std::clamp(sum, 0.f, 1.f);
-        }
+  // Every edge of `polygons`, oriented so that each polygon's interior is
+  // positive (degenerate polygons skipped).
+  void add_polygons(const std::vector<Polygon>& polygons) {
+    for (const Polygon& poly : polygons) {
+      if (poly.size() < 3) continue;
+      double area2 = 0;
+      for (size_t i = 0; i < poly.size(); ++i) {
+        const Point2& a = poly[i];
+        const Point2& b = poly[(i + 1) % poly.size()];
+        area2 += double(a.x) * b.y - double(b.x) * a.y;
       }
-    });
+      if (area2 == 0) continue;
+      // Edges that run down the image add coverage on their right for
+      // clockwise-on-screen polygons (negative shoelace sum in y-down space).
+      const float sign = area2 > 0 ? -1.f : 1.f;
+      for (size_t i = 0; i < poly.size(); ++i) add_edge(poly[i], poly[(i + 1) % poly.size()], sign);
+    }
   }
 
  private:
@@ -88,7 +94,7 @@ class CoverageAccumulator {
     const int64_t y_end = std::min<int64_t>(height_, static_cast<int64_t>(std::ceil(p1.y)));
     const float wmax = static_cast<float>(width_);
     for (int64_t y = y_begin; y < y_end; ++y) {
-      float* row = acc_.data() + y * stride_;
+      auto row = [&](int64_t cell) { return Cell{sink_, y, cell}; };
       const float dy = std::min(static_cast<float>(y + 1), p1.y) - std::max(static_cast<float>(y), p0.y);
       // Clamped against float drift: the edge was clipped to 0..width.
       const float xnext = std::clamp(x + dxdy * dy, 0.f, wmax);
@@ -100,32 +106,76 @@ class CoverageAccumulator {
       const int64_t x1i = static_cast<int64_t>(x1ceil);
       if (x1i <= x0i + 1) {
         const float xmf = 0.5f * (x + xnext) - x0floor;
-        row[x0i] += d - d * xmf;
-        row[x0i + 1] += d * xmf;
+        row(x0i) += d - d * xmf;
+        row(x0i + 1) += d * xmf;
       } else {
         const float s = 1.f / (x1 - x0);
         const float x0f = x0 - x0floor;
         const float a0 = 0.5f * s * (1.f - x0f) * (1.f - x0f);
         const float x1f = x1 - x1ceil + 1.f;
         const float am = 0.5f * s * x1f * x1f;
-        row[x0i] += d * a0;
+        row(x0i) += d * a0;
         if (x1i == x0i + 2) {
-          row[x0i + 1] += d * (1.f - a0 - am);
+          row(x0i + 1) += d * (1.f - a0 - am);
         } else {
           const float a1 = s * (1.5f - x0f);
-          row[x0i + 1] += d * (a1 - a0);
-          for (int64_t xi = x0i + 2; xi < x1i - 1; ++xi) row[xi] += d * s;
+          row(x0i + 1) += d * (a1 - a0);
+          for (int64_t xi = x0i + 2; xi < x1i - 1; ++xi) row(xi) += d * s;
           const float a2 = a1 + static_cast<float>(x1i - x0i - 3) * s;
-          row[x1i - 1] += d * (1.f - a2 - am);
+          row(x1i - 1) += d * (1.f - a2 - am);
         }
-        row[x1i] += d * am;
+        row(x1i) += d * am;
       }
       x = xnext;
     }
   }
 
-  int64_t height_, width_, stride_;
-  std::vector<float> acc_;
+  // `row(x) += v` hands the deposit to the sink.
+  struct Cell {
+    Sink& sink;
+    int64_t y, x;
+    void operator+=(float v) { sink(y, x, v); }
+  };
+
+  int64_t height_, width_;
+  Sink& sink_;
+};
+
+// The CPU's sink: one row buffer of width + 2 cells per pixel row.
+struct DenseDeposits {
+  DenseDeposits(int64_t height, int64_t width)
+      : height(height), width(width), stride(width + 2), acc(static_cast<size_t>(height * (width + 2)), 0.f) {}
+  void operator()(int64_t y, int64_t x, float v) { acc[static_cast<size_t>(y * stride + x)] += v; }
+
+  // Prefix sums along rows, clamped to 0..1 (overlapping polygons saturate).
+  void resolve(float* out) const {
+    at::parallel_for(0, height, 64, [&](int64_t y0, int64_t y1) {
+      for (int64_t y = y0; y < y1; ++y) {
+        const float* row = acc.data() + y * stride;
+        float* dst = out + y * width;
+        float sum = 0.f;
+        for (int64_t x = 0; x < width; ++x) {
+          sum += row[x];
+          dst[x] = std::clamp(sum, 0.f, 1.f);
+        }
+      }
+    });
+  }
+
+  int64_t height, width, stride;
+  std::vector<float> acc;
+};
+
+// A device's sink: (cell index, value) pairs of a [sets, height, width + 2]
+// accumulator, resolved by detail::resolve_polygon_deposits.
+struct SparseDeposits {
+  void operator()(int64_t y, int64_t x, float v) {
+    cells.push_back(static_cast<int32_t>(base + y * stride + x));
+    values.push_back(v);
+  }
+  int64_t base = 0, stride = 0;
+  std::vector<int32_t>& cells;
+  std::vector<float>& values;
 };
 
 std::vector<float> gaussian_kernel(float sigma) {
@@ -404,6 +454,24 @@ at::Tensor skin_occlusion_cpu(const at::Tensor& lab_image, const at::Tensor& sam
   return occluded;
 }
 
+void polygon_deposits(int64_t height, int64_t width, const std::vector<Polygon>& polygons, int64_t set,
+                      std::vector<int32_t>& cells, std::vector<float>& values) {
+  if (height <= 0 || width <= 0) throw std::invalid_argument("polygon_deposits: empty size");
+  if ((set + 1) * height * (width + 2) > std::numeric_limits<int32_t>::max()) {
+    throw std::invalid_argument("polygon_deposits: more cells than 32-bit indices hold");
+  }
+  SparseDeposits sink{set * height * (width + 2), width + 2, cells, values};
+  EdgeDepositor<SparseDeposits>(height, width, sink).add_polygons(polygons);
+}
+
+at::Tensor resolve_polygon_deposits(const at::Tensor& cells, const at::Tensor& values, int64_t sets, int64_t height,
+                                    int64_t width) {
+  at::Tensor acc = at::zeros({sets * height * (width + 2)}, values.options());
+  if (cells.numel() > 0) acc.index_add_(0, cells, values);
+  // The two padding cells of each row hold what lies right of the image.
+  return acc.view({sets, height, width + 2}).narrow(2, 0, width).cumsum(2).clamp_(0.f, 1.f);
+}
+
 at::Tensor feather_mask_aten(const at::Tensor& mask, float radius) {
   // Distances past the radius all give 1: the capped transform is exact
   // wherever the result is below 1.
@@ -443,22 +511,9 @@ at::Tensor gaussian_blur_nchw(const at::Tensor& input, float sigma) {
 
 void fill_polygons_into(float* out, int64_t height, int64_t width, const std::vector<Polygon>& polygons) {
   if (height <= 0 || width <= 0) throw std::invalid_argument("fill_polygons: empty size");
-  CoverageAccumulator acc(height, width);
-  for (const Polygon& poly : polygons) {
-    if (poly.size() < 3) continue;
-    double area2 = 0;
-    for (size_t i = 0; i < poly.size(); ++i) {
-      const Point2& a = poly[i];
-      const Point2& b = poly[(i + 1) % poly.size()];
-      area2 += double(a.x) * b.y - double(b.x) * a.y;
-    }
-    if (area2 == 0) continue;
-    // Edges that run down the image add coverage on their right for
-    // clockwise-on-screen polygons (negative shoelace sum in y-down space).
-    const float sign = area2 > 0 ? -1.f : 1.f;
-    for (size_t i = 0; i < poly.size(); ++i) acc.add_edge(poly[i], poly[(i + 1) % poly.size()], sign);
-  }
-  acc.resolve(out);
+  DenseDeposits deposits(height, width);
+  EdgeDepositor<DenseDeposits>(height, width, deposits).add_polygons(polygons);
+  deposits.resolve(out);
 }
 
 at::Tensor fill_polygons(int64_t height, int64_t width, const std::vector<Polygon>& polygons, at::Device device) {

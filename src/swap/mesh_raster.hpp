@@ -5,6 +5,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <array>
+#include <cstdint>
 #include <span>
 #include <vector>
 
@@ -44,5 +45,30 @@ Correspondence mesh_correspondence(std::span<const Point3> dst, std::span<const 
 void mesh_correspondence_into(std::span<const Point3> dst, std::span<const Point3> src, std::span<const int> mirror,
                               const Triangles& triangles, int height, int width, float* covered, float* direct,
                               float* mirrored);
+
+// mesh_correspondence with ATen ops on a device. The CPU prepares one row
+// per front-facing triangle of dst (O(triangles)): its pixel bounding box
+// (clipped to the grid, as the CPU's scan), its vertices and its source
+// points; the device then tests every pixel of every box (the "candidates",
+// numbered box after box) against its triangle, keeps the nearest by z per
+// pixel (ties to the earlier triangle, like the CPU's scan) and interpolates
+// the source points there.
+struct TriangleTables {
+  static constexpr int kGeometry = 13;  // x0, y0, box width, a.xyz, b.xyz, c.xyz, signed area
+  static constexpr int kSources = 18;   // per vertex: src x, y, z, then the mirror partner's x, y, z
+  std::vector<float> geometry;          // [T, kGeometry]
+  std::vector<float> sources;           // [T, kSources]
+  std::vector<int32_t> first;           // [T]: each triangle's first candidate
+  int64_t candidates = 0;
+  int64_t rows() const { return static_cast<int64_t>(first.size()); }
+};
+TriangleTables triangle_tables(std::span<const Point3> dst, std::span<const Point3> src, std::span<const int> mirror,
+                               const Triangles& triangles, int height, int width);
+// The tables on the device (geometry and sources float, first int32, all
+// contiguous); the result's tensors are contiguous on that device and match
+// mesh_correspondence (tested: same owner triangle and weights up to float
+// rounding).
+Correspondence mesh_correspondence_aten(const at::Tensor& geometry, const at::Tensor& sources, const at::Tensor& first,
+                                        int64_t candidates, int height, int width);
 
 }  // namespace visage::swap

@@ -15,6 +15,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <numeric>
 #include <optional>
 
@@ -224,12 +226,15 @@ at::Tensor sampling_grid(const at::Tensor& positions, int src_w, int src_h) {
   return (at::stack({x, y}, 2) - 1.f).unsqueeze(0).contiguous();
 }
 
-// The rasters of one face that are made on the CPU: the mesh correspondence
-// (per-pixel source positions) and the polygon masks. On the CPU each mask is
-// made when first used. On a device everything is rasterised into one pinned
-// host tensor and copied with one asynchronous upload: separately, every
-// mask and position map was a blocking copy that waited for the whole
-// stream (9 per face with the default masks, 19 to 21 with occlusion).
+// The rasters of one face: the mesh correspondence (per-pixel source
+// positions) and the polygon masks. On the CPU each mask is made when first
+// used. On a device they are rasterised there: the host prepares what is
+// proportional to the polygons' edges and the mesh's triangles (each edge's
+// area deposits per pixel row, each triangle's box and points), sends it in
+// one asynchronous upload, and ATen ops do the per-pixel work
+// (mesh_correspondence_aten, detail::resolve_polygon_deposits). Rasterising
+// on the host and uploading the pixels (~10 MB a face) is kept for comparison:
+// the environment variable VISAGE_SWAP_HOST_RASTERS=1 selects it.
 class FaceRasters {
  public:
   FaceRasters(int height, int width, at::Device device) : h_(height), w_(width), device_(device) {}
@@ -249,21 +254,12 @@ class FaceRasters {
       fills_.resize(sets_.size());
       return;
     }
-    const int64_t sub = int64_t{sh} * sw, plane = int64_t{h_} * w_;
-    const int64_t total = 7 * sub + static_cast<int64_t>(sets_.size()) * plane;
-    at::Tensor host = at::empty({total}, at::TensorOptions().dtype(at::kFloat).pinned_memory(true));
-    float* p = host.data_ptr<float>();
-    mesh_correspondence_into(dst, src, mirror, triangles, sh, sw, p, p + sub, p + 4 * sub);
-    for (size_t i = 0; i < sets_.size(); ++i)
-      fill_polygons_into(p + 7 * sub + static_cast<int64_t>(i) * plane, h_, w_, sets_[i]);
-    // Pinned and non-blocking: the host goes on while the copy runs (the
-    // caching host allocator keeps the buffer until the copy is done).
-    at::Tensor all = host.to(device_, at::kFloat, /*non_blocking=*/true);
-    corr_.covered = all.narrow(0, 0, sub).view({sh, sw});
-    corr_.direct = all.narrow(0, sub, 3 * sub).view({sh, sw, 3});
-    corr_.mirrored = all.narrow(0, 4 * sub, 3 * sub).view({sh, sw, 3});
-    for (size_t i = 0; i < sets_.size(); ++i)
-      fills_.push_back(all.narrow(0, 7 * sub + static_cast<int64_t>(i) * plane, plane).view({h_, w_}));
+    const char* host = std::getenv("VISAGE_SWAP_HOST_RASTERS");
+    if (host && std::string(host) == "1") {
+      make_on_host(dst, src, mirror, triangles, sh, sw);
+    } else {
+      make_on_device(dst, src, mirror, triangles, sh, sw);
+    }
   }
 
   const Correspondence& correspondence() const { return corr_; }
@@ -277,6 +273,60 @@ class FaceRasters {
   }
 
  private:
+  void make_on_device(std::span<const Point3> dst, std::span<const Point3> src, std::span<const int> mirror,
+                      const Triangles& triangles, int sh, int sw) {
+    const TriangleTables tables = triangle_tables(dst, src, mirror, triangles, sh, sw);
+    std::vector<int32_t> cells;
+    std::vector<float> values;
+    for (size_t i = 0; i < sets_.size(); ++i)
+      detail::polygon_deposits(h_, w_, sets_[i], static_cast<int64_t>(i), cells, values);
+    const int64_t rows = tables.rows(), deposits = static_cast<int64_t>(cells.size());
+    constexpr int64_t kg = TriangleTables::kGeometry, ks = TriangleTables::kSources;
+    // One float buffer; the int32 parts travel as their bits.
+    const int64_t offsets[6] = {0,
+                                rows * kg,
+                                rows * (kg + ks),
+                                rows * (kg + ks + 1),
+                                rows * (kg + ks + 1) + deposits,
+                                rows * (kg + ks + 1) + 2 * deposits};
+    at::Tensor host = at::empty({offsets[5]}, at::TensorOptions().dtype(at::kFloat).pinned_memory(true));
+    auto* p = reinterpret_cast<char*>(host.data_ptr<float>());
+    auto put = [&](int part, const void* data) {
+      std::memcpy(p + offsets[part] * sizeof(float), data, (offsets[part + 1] - offsets[part]) * sizeof(float));
+    };
+    put(0, tables.geometry.data());
+    put(1, tables.sources.data());
+    put(2, tables.first.data());
+    put(3, cells.data());
+    put(4, values.data());
+    // Pinned and non-blocking: the host goes on while the copy runs (the
+    // caching host allocator keeps the buffer until the copy is done).
+    at::Tensor all = host.to(device_, at::kFloat, /*non_blocking=*/true);
+    auto part = [&](int i) { return all.narrow(0, offsets[i], offsets[i + 1] - offsets[i]); };
+    corr_ = mesh_correspondence_aten(part(0).view({rows, kg}), part(1).view({rows, ks}), part(2).view(at::kInt),
+                                     tables.candidates, sh, sw);
+    const int64_t sets = static_cast<int64_t>(sets_.size());
+    at::Tensor masks = detail::resolve_polygon_deposits(part(3).view(at::kInt), part(4), sets, h_, w_);
+    for (int64_t i = 0; i < sets; ++i) fills_.push_back(masks.select(0, i));
+  }
+
+  void make_on_host(std::span<const Point3> dst, std::span<const Point3> src, std::span<const int> mirror,
+                    const Triangles& triangles, int sh, int sw) {
+    const int64_t sub = int64_t{sh} * sw, plane = int64_t{h_} * w_;
+    const int64_t total = 7 * sub + static_cast<int64_t>(sets_.size()) * plane;
+    at::Tensor host = at::empty({total}, at::TensorOptions().dtype(at::kFloat).pinned_memory(true));
+    float* p = host.data_ptr<float>();
+    mesh_correspondence_into(dst, src, mirror, triangles, sh, sw, p, p + sub, p + 4 * sub);
+    for (size_t i = 0; i < sets_.size(); ++i)
+      fill_polygons_into(p + 7 * sub + static_cast<int64_t>(i) * plane, h_, w_, sets_[i]);
+    at::Tensor all = host.to(device_, at::kFloat, /*non_blocking=*/true);
+    corr_.covered = all.narrow(0, 0, sub).view({sh, sw});
+    corr_.direct = all.narrow(0, sub, 3 * sub).view({sh, sw, 3});
+    corr_.mirrored = all.narrow(0, 4 * sub, 3 * sub).view({sh, sw, 3});
+    for (size_t i = 0; i < sets_.size(); ++i)
+      fills_.push_back(all.narrow(0, 7 * sub + static_cast<int64_t>(i) * plane, plane).view({h_, w_}));
+  }
+
   int h_, w_;
   at::Device device_;
   std::vector<std::vector<Polygon>> sets_;
