@@ -72,6 +72,11 @@ struct SwapOptions {
   FaceMaskOptions mask;
   ColourTransfer colour = ColourTransfer::lab;
   BlendMode blend = BlendMode::multiband;
+  // Largest face size (pixels) the compositing works at: a larger target
+  // face is composed at this size, scaled up, and keeps the target's own fine
+  // detail outside the face. 0 = the source's face size in its texture,
+  // clamped to 192..394 (finer work only resamples the same texture).
+  float compose_face_size = 0;
   FaceEnhancerOptions enhancer;
   FaceAnalyserOptions analyser;  // detector, landmarker (mesh_attention by default), device
 };

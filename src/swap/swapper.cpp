@@ -59,7 +59,12 @@ constexpr float kClosedEyeBelow = 0.3f;
 // The texture region has a 15% margin on each side, so it holds at most this
 // many pixels of face; larger target faces are composed at this face size
 // (finer work would only resample the same texture) and scaled up.
-constexpr float compose_face_size = max_texture_side / 1.3f;
+constexpr float max_compose_face_size = max_texture_side / 1.3f;
+// Nor is a face composed finer than the source's own face in its texture
+// (astronaut ~200 px, grace_hopper ~190: on a 480-px close-up a quarter of the
+// work), but not below this size: the masks, the occlusion test and the
+// eyes' polygons need some pixels.
+constexpr float min_compose_face_size = 192.f;
 
 at::Device device_of(const SwapOptions& options) {
   return options.analyser.runtime.device == Device::cuda
@@ -72,6 +77,14 @@ std::vector<Point2> flat(std::span<const Point3> mesh) {
   out.reserve(mesh.size());
   for (const auto& p : mesh) out.push_back({p.x, p.y});
   return out;
+}
+
+// The largest face size (pixels) at which a face is composed with this
+// source (SwapOptions::compose_face_size).
+float compose_size_for(const SwapOptions& options, std::span<const Point3> source_mesh) {
+  if (options.compose_face_size > 0) return options.compose_face_size;
+  Box box = face::bounding_box(flat(source_mesh));
+  return std::clamp(std::max(box.width, box.height), min_compose_face_size, max_compose_face_size);
 }
 
 at::Tensor as_tensor(std::span<const Point3> mesh) {
@@ -485,6 +498,8 @@ FaceSwapper::FaceSwapper(const SwapOptions& options) {
   SwapOptions o = options;
   if (o.shape_weight < 0.f || o.shape_weight > 1.f)
     throw Error(ErrorKind::bad_input, "face swapper shape weight must be within 0..1");
+  if (!(o.compose_face_size >= 0.f) || (o.compose_face_size > 0.f && o.compose_face_size < 32.f))
+    throw Error(ErrorKind::bad_input, "face swapper compose face size must be 0 (automatic) or at least 32 pixels");
   if (o.analyser.landmarker == FaceLandmarkerModel::none)
     throw Error(ErrorKind::bad_input, "the mesh swapper needs a face landmarker (mesh or mesh_attention)");
   o.analyser.embeddings = true;
@@ -647,7 +662,7 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
     at::Tensor bg_hwc = bg_box.contiguous();
     int h = ch, w = cw;
     Box box_local{face_box.x - roi.x0 - cx0, face_box.y - roi.y0 - cy0, face_box.width, face_box.height};
-    const float work_scale = std::min(1.f, compose_face_size / face_size);
+    const float work_scale = std::min(1.f, compose_size_for(options, src.mesh) / face_size);
     // The multi-band blend's bands are sized after the ROI's short side (at the working scale).
     const int blend_levels =
         detail::multiband_levels(std::lround(roi.height * work_scale), std::lround(roi.width * work_scale));
