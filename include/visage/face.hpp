@@ -58,8 +58,13 @@ struct Face {
   std::array<Point2, 5> landmarks_5;  // eyes, nose tip, mouth corners (Landmark5 order)
   std::vector<Point2> landmarks_68;   // iBUG 300-W order; empty without a mesh
   std::vector<Point3> mesh;           // 468 MediaPipe mesh points, 478 with irises; empty without a mesh
-  std::vector<float> embedding;       // L2-normalised identity vector; empty unless asked for
-  std::optional<float> age;           // years
+  // Gap between the lids over the eye's width, left and right eye as in
+  // Landmark5, from the attention mesh's eye contours (they follow a blink;
+  // the mesh's own lids stay about half open): below ~0.1 closed, 0.15-0.35
+  // open. Empty unless the landmarker is mesh_attention.
+  std::optional<std::array<float, 2>> eye_openness;
+  std::vector<float> embedding;  // L2-normalised identity vector; empty unless asked for
+  std::optional<float> age;      // years
   Gender gender = Gender::unknown;
   float gender_score = 0;  // 0..1 confidence of `gender`
 };

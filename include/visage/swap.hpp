@@ -69,6 +69,7 @@ struct SwapOptions {
   // shape in the target's pose and expression (--face-swapper-weight).
   float shape_weight = 1.0f;
   bool keep_mouth_interior = true;  // teeth and tongue stay the target's
+  bool keep_closed_eyes = true;     // a closed or winking target eye stays the target's (attention mesh)
   FaceMaskOptions mask;
   ColourTransfer colour = ColourTransfer::lab;
   BlendMode blend = BlendMode::multiband;

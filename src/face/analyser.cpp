@@ -181,6 +181,7 @@ void FaceAnalyser::landmark(const at::Tensor& rgb_in, std::vector<Face>& faces) 
     if (mesh.score < options.landmark_score) continue;
     face.landmark_score = mesh.score;
     face.mesh = std::move(mesh.points);
+    face.eye_openness = mesh.eye_openness;
     face.landmarks_5 = mesh_landmarks_5(face.mesh);
     face.landmarks_68 = mesh_landmarks_68(face.mesh);
     face.roll = roll * 180.f / std::numbers::pi_v<float>;

@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "face/warp.hpp"
@@ -33,7 +34,7 @@ MeshResult run_mesh(FaceLandmarkerModel model, Session& session, const at::Tenso
   at::Tensor input = warp_to_input(rgb, m, mesh_input_size, mesh_input_size, 1.f / 255.f, 0.f);
   std::vector<at::Tensor> outputs = session.run({input});
   at::Tensor coords, flag;
-  std::vector<at::Tensor> irises;
+  std::vector<at::Tensor> irises, eye_contours;
   for (const auto& host : outputs_to_host(outputs)) {
     at::Tensor c = host.view({-1});
     if (c.numel() == 1404)
@@ -42,6 +43,8 @@ MeshResult run_mesh(FaceLandmarkerModel model, Session& session, const at::Tenso
       flag = c;
     else if (c.numel() == 10)
       irises.push_back(c);
+    else if (c.numel() == 142)
+      eye_contours.push_back(c);
   }
   if (!coords.defined() || !flag.defined()) throw Error(ErrorKind::model, "face mesh: unexpected output shapes");
   MeshResult result;
@@ -75,7 +78,33 @@ MeshResult run_mesh(FaceLandmarkerModel model, Session& session, const at::Tenso
     for (auto p : a) result.points.push_back({p.x, p.y, depth(left_eye_ring)});
     for (auto p : b) result.points.push_back({p.x, p.y, depth(right_eye_ring)});
   }
+  if (model == FaceLandmarkerModel::mesh_attention && eye_contours.size() == 2) {
+    // The eye outputs (71 points each: the lids, then rings up to the brow)
+    // are what MediaPipe refines the mesh's eyes with. Only their lid gap is
+    // kept: the mesh's own lids stay about half open on a closed eye, these
+    // close. The output nearer the image-left eye is that eye's.
+    std::vector<Point2> contours[2];
+    for (int e = 0; e < 2; ++e) {
+      const float* d = eye_contours[e].data_ptr<float>();
+      for (int k = 0; k < 71; ++k) contours[e].push_back(apply(m, {d[2 * k], d[2 * k + 1]}));
+    }
+    const Point2 left = mean_of(result.points, left_eye_ring);
+    auto dist = [](Point2 p, Point2 q) { return std::hypot(p.x - q.x, p.y - q.y); };
+    if (dist(contours[1][0], left) < dist(contours[0][0], left)) std::swap(contours[0], contours[1]);
+    result.eye_openness = std::array<float, 2>{lid_openness(contours[0]), lid_openness(contours[1])};
+  }
   return result;
+}
+
+float lid_openness(std::span<const Point2> contour) {
+  if (contour.size() < 16) return 0.f;
+  auto dist = [](Point2 p, Point2 q) { return std::hypot(p.x - q.x, p.y - q.y); };
+  // Five pairs across the eye (upper lid point, the lower lid point below it),
+  // the corners' neighbours left out: they meet whether the eye is open or not.
+  constexpr int pairs[5][2] = {{10, 2}, {11, 3}, {12, 4}, {13, 5}, {14, 6}};
+  float gap = 0;
+  for (const auto& [upper, lower] : pairs) gap += dist(contour[upper], contour[lower]) / 5.f;
+  return gap / std::max(1e-3f, dist(contour[0], contour[8]));
 }
 
 std::array<Point2, 5> mesh_landmarks_5(const std::vector<Point3>& mesh) {

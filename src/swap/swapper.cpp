@@ -54,8 +54,14 @@ namespace {
 
 constexpr int max_texture_side = 512;
 // Share of a target eye's pixels that are not skin-coloured below which the
-// eye counts as closed.
+// eye counts as closed (the occlusion mask's colour test, used only without
+// the attention mesh's lid gap).
 constexpr float kClosedEyeBelow = 0.3f;
+// Lid gap over eye width (Face::eye_openness) at or below which a target eye
+// is closed and stays the target's, and at or above which it is open and
+// swapped; in between, partly. Hand-labelled frames and photos: closed eyes
+// 0.015-0.09, open ones 0.154 (a narrow, smiling eye) and up.
+constexpr float kEyeClosedAt = 0.10f, kEyeOpenAt = 0.14f;
 // The texture region has a 15% margin on each side, so it holds at most this
 // many pixels of face; larger target faces are composed at this face size
 // (finer work would only resample the same texture) and scaled up.
@@ -206,6 +212,29 @@ FaceParts face_parts(std::span<const Point3> mesh) {
   constexpr int forehead_top = 10;
   parts.head_top = {m[forehead_top].x, m[forehead_top].y};
   return parts;
+}
+
+// How much of each target eye (left, right) keeps the target's own pixels:
+// 1 for a closed eye, 0 for an open one. A pasted open eye on a blink or a
+// wink is the most visible mistake a swap makes on video.
+std::array<float, 2> closed_eye_weights(const Face& target) {
+  if (!target.eye_openness) return {0.f, 0.f};
+  std::array<float, 2> out;
+  for (int e = 0; e < 2; ++e) {
+    const float t = std::clamp((kEyeOpenAt - (*target.eye_openness)[e]) / (kEyeOpenAt - kEyeClosedAt), 0.f, 1.f);
+    out[e] = t * t * (3.f - 2.f * t);
+  }
+  return out;
+}
+
+// An eye's outline grown to take in the lid's crease and lashes, which lie a
+// little outside it (more above and below than at the corners).
+Polygon grown_eye(const Polygon& eye) {
+  Point2 c{0, 0};
+  for (const auto& p : eye) c.x += p.x / eye.size(), c.y += p.y / eye.size();
+  Polygon grown;
+  for (const auto& p : eye) grown.push_back({c.x + (p.x - c.x) * 1.3f, c.y + (p.y - c.y) * 1.8f});
+  return grown;
 }
 
 struct Roi {
@@ -726,20 +755,24 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
     }
     int old_hull_id = -1, old_cheeks_id = -1, own_features_id = -1, old_mouth_id = -1;
     int eye_ids[2] = {-1, -1}, grown_eye_ids[2] = {-1, -1};
+    // Closed target eyes stay the target's: by the attention mesh's lid gap
+    // when the face has it, else (other landmarkers) only with the occlusion
+    // mask, by colour.
+    const std::array<float, 2> closed_eyes =
+        options.keep_closed_eyes ? closed_eye_weights(job.target) : std::array<float, 2>{0.f, 0.f};
+    const bool eyes_by_colour = options.keep_closed_eyes && options.mask.occlusion && !job.target.eye_openness;
+    const Polygon* old_eyes[2] = {&old_parts.left_eye, &old_parts.right_eye};
+    const Polygon* new_eyes[2] = {&parts.left_eye, &parts.right_eye};
+    for (int e = 0; e < 2; ++e) {
+      // The target's eye where its mesh put it, and where the new mesh put
+      // it (moved with the face's shape): both are the target's there.
+      if (closed_eyes[e] > 0.f || eyes_by_colour)
+        grown_eye_ids[e] = rasters.add({grown_eye(*old_eyes[e]), grown_eye(*new_eyes[e])});
+    }
     if (options.mask.occlusion) {
       old_hull_id = rasters.add({old_parts.hull});
       old_cheeks_id = rasters.add({old_parts.cheeks});
-      const Polygon* eyes[2] = {&old_parts.left_eye, &old_parts.right_eye};
-      for (int e = 0; e < 2; ++e) {
-        const Polygon& eye = *eyes[e];
-        eye_ids[e] = rasters.add({eye});
-        // The lid's crease and lashes lie a little outside the eye's outline.
-        Polygon grown;
-        Point2 c{0, 0};
-        for (const auto& p : eye) c.x += p.x / eye.size(), c.y += p.y / eye.size();
-        for (const auto& p : eye) grown.push_back({c.x + (p.x - c.x) * 1.3f, c.y + (p.y - c.y) * 1.8f});
-        grown_eye_ids[e] = rasters.add({grown});
-      }
+      for (int e = 0; e < 2; ++e) eye_ids[e] = rasters.add({*old_eyes[e]});
       // The target's own features are where its mesh put them (the outline
       // warp moves them little), the new mesh's close by: neither is an occluder.
       std::vector<Polygon> own_features = old_parts.features(/*with_mouth=*/true);
@@ -799,14 +832,21 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
     }
     if (options.mask.box) mask = at::minimum(mask, rasters.fill(box_id));
     mask = at::minimum(mask, covered) * forehead_ramp(parts, h, w, device);
-    if (options.mask.occlusion) {
-      // With the occlusion mask, the target's closed eyes stay closed: the
-      // mesh's lids do not follow a blink or a wink closely (a closed eye still
-      // reads as about half open), but an open eye shows white and iris, far
-      // from the skin's colour, and a closed one shows lid skin; a closed eye
-      // keeps the target's own pixels. The test also takes some sunglasses
-      // lenses (not skin, not dark enough) for lids: they stay too, which suits
-      // an occlusion mask but costs identity, hence not by default.
+    for (int e = 0; e < 2; ++e) {
+      if (closed_eyes[e] <= 0.f) continue;
+      // The whole grown eye stays, fading out over ~6% of the face around
+      // it: the target's lid and the source's skin around it differ in
+      // texture, and a hard oval reads as a patch.
+      at::Tensor keep = at::clamp_max(blur_mask(rasters.fill(grown_eye_ids[e]), 0.03f * face_size) * 2.f, 1.f);
+      mask = mask * (1.f - closed_eyes[e] * keep);
+    }
+    if (eyes_by_colour) {
+      // Without the attention mesh's lid gap (another landmarker), and only
+      // with the occlusion mask: the mesh's lids do not follow a blink or a
+      // wink closely (a closed eye still reads as about half open), but an
+      // open eye shows white and iris, far from the skin's colour, and a
+      // closed one shows lid skin. Weaker: it misses some closed pairs and
+      // takes some sunglasses lenses (not skin, not dark enough) for lids.
       at::Tensor target_skin;  // 1 where the target's ROI has the colour of its cheeks
       {
         at::Tensor not_skin_sample = rasters.fill(old_features_id);

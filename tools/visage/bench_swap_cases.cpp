@@ -18,6 +18,8 @@
 #include <iomanip>
 #include <iostream>
 #include <sstream>
+#include <tuple>
+#include <utility>
 
 #include "cli.hpp"
 #include "visage/face.hpp"
@@ -284,8 +286,17 @@ int bench_swap_cases(Args& args) {
       auto [rl, rr] = eye_openness(res->landmarks_68);
       row["to_source"] = d_src, row["to_target"] = d_tgt;
       row["eyes_target"] = {tl, tr}, row["eyes_result"] = {rl, rr};
-      figures = "d src " + fixed(d_src, 2) + " tgt " + fixed(d_tgt, 2) + ", eyes " + fixed(tl, 2) + "/" + fixed(tr, 2) +
-                " > " + fixed(rl, 2) + "/" + fixed(rr, 2);
+      // The attention mesh's lid gap follows a blink (the 68 points' does
+      // not): shown instead when both faces have it.
+      std::string eyes = "eyes";
+      if (tgt_face.eye_openness && res->eye_openness) {
+        std::tie(tl, tr) = std::pair{(*tgt_face.eye_openness)[0], (*tgt_face.eye_openness)[1]};
+        std::tie(rl, rr) = std::pair{(*res->eye_openness)[0], (*res->eye_openness)[1]};
+        row["lids_target"] = {tl, tr}, row["lids_result"] = {rl, rr};
+        eyes = "lids";
+      }
+      figures = "d src " + fixed(d_src, 2) + " tgt " + fixed(d_tgt, 2) + ", " + eyes + " " + fixed(tl, 2) + "/" +
+                fixed(tr, 2) + " > " + fixed(rl, 2) + "/" + fixed(rr, 2);
     } else {
       figures = "face not found again";
       row["found_again"] = false;
