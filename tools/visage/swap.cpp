@@ -42,6 +42,8 @@ options:
   --face-mask-regions LIST       regions swapped: skin,left-eyebrow,right-eyebrow,left-eye,
                                  right-eye,nose,mouth,upper-lip,lower-lip (default all)
   --swap-mouth-interior          also swap teeth and tongue (default: the target's stay)
+  --swap-closed-eyes             paste the source's eyes onto closed or winking target eyes too
+                                 (default: a closed eye stays the target's; attention mesh)
   --colour MODE                  none, lab (default), relight, lab-relight
   --blend MODE                   feather, poisson, multiband (default)
   --face-enhancer MODEL          also enhance the swapped faces: esrgan-slim-x2/x4, esrgan-medium-x2/x4
@@ -91,6 +93,7 @@ SwapCommand parse_swap_command(Args& args) {
     for (const auto& r : split_list(*v)) options.mask.regions.push_back(parse_face_mask_region(r));
   }
   if (args.flag("--swap-mouth-interior")) options.keep_mouth_interior = false;
+  if (args.flag("--swap-closed-eyes")) options.keep_closed_eyes = false;
   if (auto v = args.value("--colour")) options.colour = parse_colour_transfer(*v);
   if (auto v = args.value("--blend")) options.blend = parse_blend_mode(*v);
   if (auto v = args.value("--face-enhancer")) {
