@@ -72,12 +72,48 @@ TEST(SwapFullResolution, WarpByFieldMatchesGridSampler) {
   EXPECT_EQ(max_abs(none, bytes), 0.0);
 }
 
+TEST(SwapFullResolution, WarpInPlaceWritesTheWarpOutsideTheBoxAndReturnsTheBox) {
+  const int64_t h = 203, w = 170, step = 8, bx = 40, by = 55, bw = 90, bh = 100;
+  at::Tensor image = random_image(h, w, 11).round().to(at::kByte);
+  // A field around a ring (inside and outside the box), zero far from it.
+  const int64_t gh = (h + step - 1) / step, gw = (w + step - 1) / step;
+  at::Tensor ys = (at::arange(gh, at::kFloat) + 0.5f) * step, xs = (at::arange(gw, at::kFloat) + 0.5f) * step;
+  auto g = at::meshgrid({ys, xs}, "ij");
+  at::Tensor r = ((g[1] - 85.f).square() + (g[0] - 100.f).square()).sqrt();
+  at::Tensor strength = at::where(r < 80.f, (-(r - 50.f).square() / 300.f).exp() * 7.f, at::zeros_like(r));
+  at::Tensor coarse = at::stack({strength * 0.6f, strength * 0.8f}, 2).contiguous();
+  at::Tensor expected = detail::warp_by_field(image, coarse, step);
+
+  at::Tensor frame = at::full({h + 6, w + 8, 3}, 9, at::kByte);
+  at::Tensor roi = frame.narrow(0, 3, h).narrow(1, 5, w);
+  roi.copy_(image);
+  at::Tensor box = detail::warp_in_place(roi, coarse, step, bx, by, bw, bh);
+  ASSERT_EQ(box.sizes(), (at::IntArrayRef{bh, bw, 3}));
+  EXPECT_EQ(max_abs(box, expected.narrow(0, by, bh).narrow(1, bx, bw)), 0.0);
+  // Outside the box: the warp, rounded (the box's pixels are the caller's to write).
+  at::Tensor rounded = expected.round().clamp(0, 255).to(at::kByte);
+  at::Tensor outside = at::ones({h, w}, at::kBool);
+  outside.narrow(0, by, bh).narrow(1, bx, bw).fill_(false);
+  at::Tensor moved = (roi.to(at::kShort) - image.to(at::kShort)).abs().amax(2) > 0;
+  EXPECT_GT((moved & outside).sum().item<int64_t>(), 1000) << "the field must move pixels outside the box";
+  at::Tensor wrong = (roi.to(at::kShort) - rounded.to(at::kShort)).abs().amax(2) > 0;
+  EXPECT_EQ((wrong & outside).sum().item<int64_t>(), 0);
+  EXPECT_TRUE((roi.narrow(0, by, bh).narrow(1, bx, bw) == image.narrow(0, by, bh).narrow(1, bx, bw)).all().item<bool>())
+      << "the box is left for paste_face";
+  // Nothing beyond the region is touched.
+  EXPECT_TRUE((frame.narrow(0, 0, 3) == 9).all().item<bool>());
+  EXPECT_TRUE((frame.narrow(1, w + 5, 3) == 9).all().item<bool>());
+}
+
 TEST(SwapFullResolution, PasteUpsamplesAndRestoresDetailOutsideTheMask) {
   const int64_t h = 120, w = 150, bx = 23, by = 17, bw = 97, bh = 88, sh = 61, sw = 67;
   at::Tensor background = random_image(h, w, 2);
   at::Tensor blended = random_image(sh, sw, 3), small = random_image(sh, sw, 4);
   at::Tensor alpha = at::rand({sh, sw}).pow(3);
   alpha.narrow(0, 0, 10).zero_();
+  alpha.narrow(0, 40, 12).fill_(1.f);
+  // As blend() leaves it: the background itself where alpha is 0.
+  blended.narrow(0, 0, 10).copy_(small.narrow(0, 0, 10));
   at::Tensor frame = at::full({h + 4, w + 9, 3}, 7, at::kByte);
   at::Tensor roi = frame.narrow(0, 2, h).narrow(1, 5, w);
   detail::paste_face(roi, background, bx, by, bw, bh, blended, small, alpha);
@@ -164,6 +200,14 @@ TEST(SwapFullResolution, TimingOfACloseUpFace) {
               }));
   std::printf("  upsample + paste, fused    %7.2f\n",
               time_ms([&] { detail::paste_face(view, warped, box_at, box_at, box, box, blended, small_bg, alpha); }));
+  // What the swap runs now: the warp written in place outside the compose
+  // box (the box's pixels returned), and the paste of the box alone.
+  at::Tensor box_bg;
+  std::printf("  warp in place              %7.2f\n",
+              time_ms([&] { box_bg = detail::warp_in_place(view, coarse, step, box_at, box_at, box, box); }));
+  at::Tensor box_view = view.narrow(0, box_at, box).narrow(1, box_at, box);
+  std::printf("  paste of the box           %7.2f\n",
+              time_ms([&] { detail::paste_face(box_view, box_bg, 0, 0, box, box, blended, small_bg, alpha); }));
   SUCCEED();
 }
 

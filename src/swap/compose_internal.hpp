@@ -90,6 +90,14 @@ at::Tensor poisson_offset_cpu(const at::Tensor& d, const at::Tensor& alpha, int 
 // GH * step >= H, GW * step >= W) upsampled bilinearly. Float [H, W, 3].
 at::Tensor warp_by_field(const at::Tensor& image, const at::Tensor& coarse, int64_t step);
 
+// The same warp written back into `roi` (uint8 [H, W, 3], a view into the
+// frame): pixels outside the box (x, y, w, h) get the warped image rounded
+// (on the CPU those the field does not move are not touched), and the box's
+// warped pixels are returned unrounded, float [h, w, 3]: the background a
+// face is composed on, which paste_face then writes into the box.
+at::Tensor warp_in_place(at::Tensor roi, const at::Tensor& coarse, int64_t step, int64_t box_x, int64_t box_y,
+                         int64_t box_w, int64_t box_h);
+
 // Writes a face composed at a reduced size into the target: `out_roi`
 // (uint8 [H, W, 3], a view into the frame) gets round(background) outside
 // the box (x, y, w, h) and the composite inside it. When `blended` is the
@@ -97,6 +105,8 @@ at::Tensor warp_by_field(const at::Tensor& image, const at::Tensor& coarse, int6
 // bilinearly and, where `alpha` (the blend mask at that size) is below 1,
 // the full-resolution background's detail comes back:
 //   up(blended) + (1 - up(alpha)) (background - up(small_background)).
+// Where alpha is 0, blended must equal small_background (blend() leaves the
+// background exactly there): the background is written as it is.
 // background: float [H, W, 3]; blended, small_background: float [h, w, 3];
 // alpha: float [h, w].
 void paste_face(at::Tensor out_roi, const at::Tensor& background, int64_t box_x, int64_t box_y, int64_t box_w,

@@ -379,9 +379,14 @@ class FaceRasters {
 // The target's pixels around the face, moved so that the face's outline goes
 // from `from` to `to`: a displacement field interpolated from the outline
 // vertices (Gaussian weights) that fades to zero away from them. `roi` is
-// [H, W, 3] (uint8 or float, any strides); the result is float [H, W, 3].
-at::Tensor warp_outline(const at::Tensor& roi, std::span<const Point3> from, std::span<const Point3> to,
-                        float face_size) {
+// uint8 [H, W, 3], a view into the frame: it is warped in place outside the
+// box `compose` (x, y, w, h), and the box's warped pixels are returned
+// (float [h, w, 3]; paste_face writes them back).
+at::Tensor warp_outline(at::Tensor roi, std::span<const Point3> from, std::span<const Point3> to, float face_size,
+                        const std::array<int, 4>& compose) {
+  auto box_of_roi = [&] {
+    return roi.narrow(0, compose[1], compose[3]).narrow(1, compose[0], compose[2]).to(at::kFloat).contiguous();
+  };
   const auto& topo = mesh_topology();
   const int64_t h = roi.size(0), w = roi.size(1);
   std::vector<float> control, shift;
@@ -392,7 +397,7 @@ at::Tensor warp_outline(const at::Tensor& roi, std::span<const Point3> from, std
     shift.push_back(dx), shift.push_back(dy);
     largest = std::max(largest, std::hypot(dx, dy));
   }
-  if (largest < 0.25f) return roi.to(at::kFloat).contiguous();
+  if (largest < 0.25f) return box_of_roi();
   const int64_t n = static_cast<int64_t>(topo.outline.size());
   // The field is smooth (sigma of many pixels): evaluate it on a grid of
   // step x step cells (on the CPU: a few thousand points) and interpolate
@@ -407,7 +412,7 @@ at::Tensor warp_outline(const at::Tensor& roi, std::span<const Point3> from, std
   at::Tensor g = at::cdist(q, c).pow_(2).mul_(-0.5f / (sigma * sigma)).exp_();  // [gh*gw, n]
   // The constant in the denominator makes the field fade out beyond ~2 sigma.
   at::Tensor coarse = (g.mm(d) / (g.sum(1, true) + std::exp(-2.f))).view({gh, gw, 2});
-  return detail::warp_by_field(roi, coarse, step);
+  return detail::warp_in_place(roi, coarse, step, compose[0], compose[1], compose[2], compose[3]);
 }
 
 // 1 below the brows, fading to 0 towards the top of the mesh: the upper
@@ -668,13 +673,10 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
     std::vector<Point3> new_local = shifted(new_mesh, -roi.x0, -roi.y0);
     at::Tensor roi_pixels = out.narrow(0, roi.y0, roi.height).narrow(1, roi.x0, roi.width);  // uint8 view
 
-    // 2. Outline: the surroundings follow the face's new outline.
-    const at::Tensor bg_full = options.shape_weight > 0 ? warp_outline(roi_pixels, old_local, new_local, face_size)
-                                                        : roi_pixels.to(at::kFloat).contiguous();
-    // Every mask below is zero beyond the two meshes' box: the rest works in
-    // that box (the "compose box"), with a margin for the blurs and the
-    // feathering's outside pixels, not in the whole ROI (which the outline
-    // warp needs: ~2.5 times the area).
+    // Every mask below is zero beyond the two meshes' box: after the outline
+    // warp everything works in that box (the "compose box"), with a margin
+    // for the blurs and the feathering's outside pixels, not in the whole ROI
+    // (which the outline warp needs: ~2.5 times the area).
     std::vector<Point2> both = flat(old_local);
     for (auto p : flat(new_local)) both.push_back(p);
     const Box meshes_box = face::bounding_box(both);
@@ -685,10 +687,15 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
         std::clamp(static_cast<int>(std::ceil(meshes_box.x + meshes_box.width + margin)), cx0 + 1, roi.width) - cx0;
     const int ch =
         std::clamp(static_cast<int>(std::ceil(meshes_box.y + meshes_box.height + margin)), cy0 + 1, roi.height) - cy0;
+    // 2. Outline: the surroundings follow the face's new outline (written
+    // into the frame outside the compose box; the box's pixels come back).
+    const at::Tensor bg_box =
+        options.shape_weight > 0
+            ? warp_outline(roi_pixels, old_local, new_local, face_size, {cx0, cy0, cw, ch})
+            : roi_pixels.narrow(0, cy0, ch).narrow(1, cx0, cw).to(at::kFloat).contiguous();
     for (auto* mesh : {&new_local, &old_local})
       for (auto& p : *mesh) p.x -= cx0, p.y -= cy0;
-    const at::Tensor bg_box = bg_full.narrow(0, cy0, ch).narrow(1, cx0, cw);
-    at::Tensor bg_hwc = bg_box.contiguous();
+    at::Tensor bg_hwc = bg_box;
     int h = ch, w = cw;
     Box box_local{face_box.x - roi.x0 - cx0, face_box.y - roi.y0 - cy0, face_box.width, face_box.height};
     const float work_scale = std::min(1.f, compose_size_for(options, src.mesh) / face_size);
@@ -923,10 +930,10 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
     }
     at::Tensor blended = options.blend == BlendMode::multiband ? blend_multiband(layer, bg_hwc, feathered, blend_levels)
                                                                : blend(layer, bg_hwc, feathered, options.blend);
-    // Into the frame at full resolution: the warped surroundings, and the
-    // compose box scaled up with the target's own fine detail where the mask
-    // is below 1.
-    detail::paste_face(roi_pixels, bg_full, cx0, cy0, cw, ch, blended, bg_hwc, feathered);
+    // Into the frame's compose box at full resolution: scaled up, with the
+    // target's own fine detail where the mask is below 1.
+    detail::paste_face(roi_pixels.narrow(0, cy0, ch).narrow(1, cx0, cw), bg_box, 0, 0, cw, ch, blended, bg_hwc,
+                       feathered);
     ++impl_->swapped;
     if (impl_->enhancer) {
       Face f = job.target;
