@@ -689,10 +689,9 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
         std::clamp(static_cast<int>(std::ceil(meshes_box.y + meshes_box.height + margin)), cy0 + 1, roi.height) - cy0;
     // 2. Outline: the surroundings follow the face's new outline (written
     // into the frame outside the compose box; the box's pixels come back).
-    const at::Tensor bg_box =
-        options.shape_weight > 0
-            ? warp_outline(roi_pixels, old_local, new_local, face_size, {cx0, cy0, cw, ch})
-            : roi_pixels.narrow(0, cy0, ch).narrow(1, cx0, cw).to(at::kFloat).contiguous();
+    const at::Tensor bg_box = options.shape_weight > 0
+                                  ? warp_outline(roi_pixels, old_local, new_local, face_size, {cx0, cy0, cw, ch})
+                                  : roi_pixels.narrow(0, cy0, ch).narrow(1, cx0, cw).to(at::kFloat).contiguous();
     for (auto* mesh : {&new_local, &old_local})
       for (auto& p : *mesh) p.x -= cx0, p.y -= cy0;
     at::Tensor bg_hwc = bg_box;
