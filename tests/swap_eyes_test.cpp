@@ -2,7 +2,8 @@
 // contours tell a closed eye from an open one, and a closed target eye keeps
 // its own pixels in the swap while an open one gets the source's eyes.
 // Photos from the registry packages (face-api's demo sample2.jpg: a face with
-// both eyes closed); the wink test uses a shared clip and skips without it.
+// both eyes closed); the wink and sunglasses tests use shared media
+// (../shared, not in the repository) and skip without them.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
@@ -192,6 +193,17 @@ TEST_F(SwapEyes, WinkingTargetKeepsItsClosedEyeOnly) {
   std::cout << "result's lid gap " << (*after.eye_openness)[0] << " / " << (*after.eye_openness)[1] << "\n";
   EXPECT_LT((*after.eye_openness)[right_eye], 0.1f);
 #endif
+}
+
+// Sunglasses are no closed eyes: the contours sit on the lenses as on an
+// open eye (../shared/media/portraits/person-vlado5.jpg; skips without it).
+TEST_F(SwapEyes, SunglassesAreNotClosedEyes) {
+  const fs::path photo = test::source_dir() / "../shared/media/portraits/person-vlado5.jpg";
+  if (!fs::exists(photo)) GTEST_SKIP() << photo.string() << " not found (shared media are not part of the repository)";
+  const Face face = analysed(read_image(photo).rgb);
+  ASSERT_TRUE(face.eye_openness);
+  std::cout << "lid gap " << (*face.eye_openness)[0] << " / " << (*face.eye_openness)[1] << "\n";
+  for (int e = 0; e < 2; ++e) EXPECT_GT((*face.eye_openness)[e], 0.15f) << "eye " << e;
 }
 
 }  // namespace
