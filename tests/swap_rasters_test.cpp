@@ -78,6 +78,7 @@ TEST(SwapRasters, DeviceFillMatchesCpuFill) {
       ASSERT_EQ(masks.sizes(), cpu.sizes());
       const double diff = (masks - cpu).abs().max().item<double>();
       EXPECT_LT(diff, 2e-5) << device << " " << h << "x" << w;
+      std::printf("  %s %ldx%ld: max |device - cpu| %.2g\n", device.str().c_str(), long(h), long(w), diff);
       // Not vacuous: the fills cover something and leave something out.
       EXPECT_GT(cpu[0].sum().item<double>(), 0.3 * h * w);
       EXPECT_EQ(cpu[n - 1].sum().item<double>(), 0.0);
@@ -144,6 +145,9 @@ TEST(SwapRasters, DeviceCorrespondenceMatchesCpu) {
       EXPECT_LT(mirrored, 0.05) << device << " yaw " << k.yaw;
       const double mean = ((ours.direct.cpu() - cpu.direct) * both).abs().sum().item<double>() / (3 * covered);
       EXPECT_LT(mean, 1e-4) << device << " yaw " << k.yaw;
+      std::printf(
+          "  %s yaw %.1f: coverage differs at %.0f of %.0f pixels, direct max %.2g mean %.2g, mirrored max %.2g\n",
+          device.str().c_str(), k.yaw, coverage_diff, covered, direct, mean, mirrored);
       // Outside the mesh everything is zero, as on the CPU.
       at::Tensor outside = (1.f - ours.covered.cpu()).unsqueeze(2);
       EXPECT_EQ((ours.direct.cpu() * outside).abs().sum().item<double>(), 0.0);

@@ -136,23 +136,6 @@ bool triangle_box(Point3 a, Point3 b, Point3 c, int height, int width, int box[4
   return box[1] >= box[0] && box[3] >= box[2];
 }
 
-// signed_area(p, q, r) of face.hpp points given as tensors.
-at::Tensor signed_area(const at::Tensor& px, const at::Tensor& py, const at::Tensor& qx, const at::Tensor& qy,
-                       const at::Tensor& rx, const at::Tensor& ry) {
-  return 0.5f * ((qx - px) * (ry - py) - (rx - px) * (qy - py));
-}
-
-// Barycentric weights of pixel centres (px, py) in the triangles of
-// `geometry` rows [N, kGeometry], in the CPU scan's arithmetic.
-std::array<at::Tensor, 3> barycentric(const at::Tensor& g, const at::Tensor& px, const at::Tensor& py) {
-  auto col = [&](int k) { return g.select(1, k); };
-  const at::Tensor ax = col(3), ay = col(4), bx = col(6), by = col(7), cx = col(9), cy = col(10), area = col(12);
-  at::Tensor w0 = signed_area(px, py, bx, by, cx, cy) / area;
-  at::Tensor w1 = signed_area(ax, ay, px, py, cx, cy) / area;
-  at::Tensor w2 = (1.f - w0) - w1;
-  return {w0, w1, w2};
-}
-
 }  // namespace
 
 TriangleTables triangle_tables(std::span<const Point3> dst, std::span<const Point3> src, std::span<const int> mirror,
@@ -172,15 +155,38 @@ TriangleTables triangle_tables(std::span<const Point3> dst, std::span<const Poin
     }
     t.first.push_back(static_cast<int32_t>(t.candidates));
     t.candidates += count;
-    const float g[TriangleTables::kGeometry] = {
-        float(box[0]), float(box[2]), float(box[1] - box[0] + 1), a.x, a.y, a.z, b.x, b.y, b.z, c.x, c.y, c.z, area};
-    t.geometry.insert(t.geometry.end(), g, g + TriangleTables::kGeometry);
-    for (int k = 0; k < 3; ++k) {
-      const Point3& s = src[tri[k]];
-      const Point3& m = src[mirror[tri[k]]];
-      const float v[6] = {s.x, s.y, s.z, m.x, m.y, m.z};
-      t.sources.insert(t.sources.end(), v, v + 6);
+    // Relative to the box's corner the affine functions' terms stay small
+    // (a few box widths), so float evaluation keeps ~1e-6 of a weight.
+    const double x0 = box[0], y0 = box[2];
+    const double ax = a.x - x0, ay = a.y - y0, bx = b.x - x0, by = b.y - y0, cx = c.x - x0, cy = c.y - y0;
+    const double a2 = (bx - ax) * (cy - ay) - (cx - ax) * (by - ay);  // twice the area
+    // Weights of a, b, c as (u coefficient, v coefficient, constant).
+    const double w0[3] = {(by - cy) / a2, (cx - bx) / a2, (bx * cy - cx * by) / a2};
+    const double w1[3] = {(cy - ay) / a2, (ax - cx) / a2, (cx * ay - ax * cy) / a2};
+    const double w2[3] = {-w0[0] - w1[0], -w0[1] - w1[1], 1.0 - w0[2] - w1[2]};
+    const double* w[3] = {w0, w1, w2};
+    auto affine = [&](double qa, double qb, double qc, int term) {
+      return static_cast<float>(w0[term] * qa + w1[term] * qb + w2[term] * qc);
+    };
+    float g[TriangleTables::kGeometry] = {float(box[0]), float(box[2]), float(box[1] - box[0] + 1)};
+    for (int term = 0; term < 3; ++term) {
+      for (int k = 0; k < 3; ++k) g[3 + 4 * term + k] = static_cast<float>(w[k][term]);
+      g[3 + 4 * term + 3] = affine(a.z, b.z, c.z, term);
     }
+    t.geometry.insert(t.geometry.end(), g, g + TriangleTables::kGeometry);
+    const Point3 s[3] = {src[tri[0]], src[tri[1]], src[tri[2]]};
+    const Point3 m[3] = {src[mirror[tri[0]]], src[mirror[tri[1]]], src[mirror[tri[2]]]};
+    float q[TriangleTables::kSources] = {float(box[0]), float(box[2])};
+    for (int term = 0; term < 3; ++term) {
+      float* out = q + 2 + 6 * term;
+      out[0] = affine(s[0].x, s[1].x, s[2].x, term);
+      out[1] = affine(s[0].y, s[1].y, s[2].y, term);
+      out[2] = affine(s[0].z, s[1].z, s[2].z, term);
+      out[3] = affine(m[0].x, m[1].x, m[2].x, term);
+      out[4] = affine(m[0].y, m[1].y, m[2].y, term);
+      out[5] = affine(m[0].z, m[1].z, m[2].z, term);
+    }
+    t.sources.insert(t.sources.end(), q, q + TriangleTables::kSources);
   }
   return t;
 }
@@ -198,18 +204,22 @@ Correspondence mesh_correspondence_aten(const at::Tensor& geometry, const at::Te
     return out;
   }
   constexpr int64_t kNone = std::numeric_limits<int64_t>::max();
-  // 1. Every candidate: its triangle, pixel, weights and depth.
+  // Pixel numbers are exact in float up to 2^24.
+  const auto index_type = pixels < (int64_t{1} << 24) ? at::kFloat : at::kDouble;
+  // 1. Every candidate: its triangle (row), pixel, weights and depth.
   at::Tensor c = at::arange(candidates, fopts.dtype(at::kInt));
   at::Tensor row = at::searchsorted(first, c, /*out_int32=*/false, /*right=*/true) - 1;
   at::Tensor g = geometry.index_select(0, row);
-  at::Tensor local = (c - first.index_select(0, row)).to(at::kLong);
-  at::Tensor box_w = g.select(1, 2).to(at::kLong);
-  at::Tensor x = g.select(1, 0).to(at::kLong) + at::remainder(local, box_w);
-  at::Tensor y = g.select(1, 1).to(at::kLong) + at::div(local, box_w, "trunc");
-  auto [w0, w1, w2] = barycentric(g, x.to(at::kFloat) + 0.5f, y.to(at::kFloat) + 0.5f);
+  at::Tensor local = (c - first.index_select(0, row)).to(at::kFloat);
+  at::Tensor box_w = g.select(1, 2);
+  at::Tensor ly = at::floor(local / box_w);  // exact: small integers
+  at::Tensor lx = local - ly * box_w;
+  at::Tensor pixel = ((g.select(1, 1) + ly).to(index_type) * width + (g.select(1, 0) + lx)).to(at::kLong);
+  at::Tensor values =
+      (lx + 0.5f).unsqueeze(1) * g.narrow(1, 3, 4) + (ly + 0.5f).unsqueeze(1) * g.narrow(1, 7, 4) + g.narrow(1, 11, 4);
   const float eps = -1e-4f;
-  at::Tensor inside = (w0 >= eps).logical_and_(w1 >= eps).logical_and_(w2 >= eps);
-  at::Tensor z = (w0 * g.select(1, 5) + w1 * g.select(1, 8) + w2 * g.select(1, 11)).contiguous();
+  at::Tensor inside = (values.narrow(1, 0, 3) >= eps).all(1);
+  at::Tensor z = values.select(1, 3).contiguous();
   // 2. The nearest per pixel: the depth's bits, made to sort as the float
   // does (negative floats' magnitude bits flipped), then the row number
   // (earlier triangle wins a tie), in one int64 key for a scatter minimum.
@@ -217,23 +227,18 @@ Correspondence mesh_correspondence_aten(const at::Tensor& geometry, const at::Te
   bits = at::where(bits >= 0, bits, int64_t{-2147483649} - bits);
   at::Tensor key = at::where(inside, bits * int64_t{4294967296} + row, at::full({}, kNone, lopts));
   at::Tensor nearest = at::full({pixels}, kNone, lopts);
-  nearest.scatter_reduce_(0, y * width + x, key, "amin", /*include_self=*/true);
-  // 3. Every pixel: its triangle's weights at the pixel centre, and the
-  // source points they interpolate.
-  at::Tensor covered = nearest != kNone;
-  at::Tensor owner = at::where(covered, nearest.bitwise_and(int64_t{4294967295}), at::zeros({}, lopts));
-  at::Tensor gp = geometry.index_select(0, owner);
-  at::Tensor i = at::arange(pixels, lopts);
-  auto [v0, v1, v2] =
-      barycentric(gp, at::remainder(i, width).to(at::kFloat) + 0.5f, at::div(i, width, "trunc").to(at::kFloat) + 0.5f);
-  at::Tensor s = sources.index_select(0, owner).view({pixels, 3, 6});
+  nearest.scatter_reduce_(0, pixel, key, "amin", /*include_self=*/true);
+  // 3. Every pixel: its triangle's source points at the pixel centre.
+  at::Tensor covered = (nearest != kNone).view({height, width, 1});
+  at::Tensor owner = at::where(covered.view({pixels}), nearest.bitwise_and(int64_t{4294967295}), at::zeros({}, lopts));
+  at::Tensor s = sources.index_select(0, owner).view({height, width, TriangleTables::kSources});
+  at::Tensor u = at::arange(width, fopts).add_(0.5f).view({1, width, 1}) - s.narrow(2, 0, 1);
+  at::Tensor v = at::arange(height, fopts).add_(0.5f).view({height, 1, 1}) - s.narrow(2, 1, 1);
   at::Tensor cov = covered.to(at::kFloat);
-  at::Tensor points =
-      (v0.unsqueeze(1) * s.select(1, 0) + v1.unsqueeze(1) * s.select(1, 1) + v2.unsqueeze(1) * s.select(1, 2)) *
-      cov.unsqueeze(1);
+  at::Tensor points = (u * s.narrow(2, 2, 6) + v * s.narrow(2, 8, 6) + s.narrow(2, 14, 6)) * cov;
   out.covered = cov.view({height, width});
-  out.direct = points.narrow(1, 0, 3).reshape({height, width, 3}).contiguous();
-  out.mirrored = points.narrow(1, 3, 3).reshape({height, width, 3}).contiguous();
+  out.direct = points.narrow(2, 0, 3).contiguous();
+  out.mirrored = points.narrow(2, 3, 3).contiguous();
   return out;
 }
 

@@ -48,17 +48,20 @@ void mesh_correspondence_into(std::span<const Point3> dst, std::span<const Point
 
 // mesh_correspondence with ATen ops on a device. The CPU prepares one row
 // per front-facing triangle of dst (O(triangles)): its pixel bounding box
-// (clipped to the grid, as the CPU's scan), its vertices and its source
-// points; the device then tests every pixel of every box (the "candidates",
-// numbered box after box) against its triangle, keeps the nearest by z per
-// pixel (ties to the earlier triangle, like the CPU's scan) and interpolates
-// the source points there.
+// (clipped to the grid, as the CPU's scan) and, as affine functions of the
+// pixel centre relative to the box's corner (u, v), its barycentric weights,
+// depth and source points. The device tests every pixel of every box (the
+// "candidates", numbered box after box), keeps the nearest by z per pixel
+// (ties to the earlier triangle, like the CPU's scan) and evaluates the
+// source points there: about 50 ATen ops whatever the mesh's size.
 struct TriangleTables {
-  static constexpr int kGeometry = 13;  // x0, y0, box width, a.xyz, b.xyz, c.xyz, signed area
-  static constexpr int kSources = 18;   // per vertex: src x, y, z, then the mirror partner's x, y, z
-  std::vector<float> geometry;          // [T, kGeometry]
-  std::vector<float> sources;           // [T, kSources]
-  std::vector<int32_t> first;           // [T]: each triangle's first candidate
+  // x0, y0, box width; then (w0, w1, w2, z) = u * [3..7) + v * [7..11) + [11..15)
+  static constexpr int kGeometry = 15;
+  // x0, y0; then (direct xyz, mirrored xyz) = u * [2..8) + v * [8..14) + [14..20)
+  static constexpr int kSources = 20;
+  std::vector<float> geometry;  // [T, kGeometry]
+  std::vector<float> sources;   // [T, kSources]
+  std::vector<int32_t> first;   // [T]: each triangle's first candidate
   int64_t candidates = 0;
   int64_t rows() const { return static_cast<int64_t>(first.size()); }
 };
@@ -66,8 +69,8 @@ TriangleTables triangle_tables(std::span<const Point3> dst, std::span<const Poin
                                const Triangles& triangles, int height, int width);
 // The tables on the device (geometry and sources float, first int32, all
 // contiguous); the result's tensors are contiguous on that device and match
-// mesh_correspondence (tested: same owner triangle and weights up to float
-// rounding).
+// mesh_correspondence up to float rounding (SwapRasters tests: the owner
+// triangle differs only for pixel centres on a shared edge).
 Correspondence mesh_correspondence_aten(const at::Tensor& geometry, const at::Tensor& sources, const at::Tensor& first,
                                         int64_t candidates, int height, int width);
 
