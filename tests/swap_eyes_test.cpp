@@ -169,6 +169,20 @@ TEST_F(SwapEyes, OpenTargetEyesGetTheSourceEyes) {
   for (int e = 0; e < 2; ++e) EXPECT_GT((*after.eye_openness)[e], 0.15f) << "eye " << e;
 }
 
+TEST_F(SwapEyes, CudaKeepsClosedEyesLikeCpu) {
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA device (or a CPU-only build)";
+  SwapOptions options;
+  options.analyser.runtime.device = Device::cuda;
+  FaceSwapper gpu(options);
+  const FaceSelector largest_only{.mode = FaceSelectorMode::one, .order = FaceOrder::large_small};
+  at::Tensor cpu = swapper->swap(closed, swapper->prepare_source({astronaut}), largest_only);
+  at::Tensor cuda = gpu.swap(closed, gpu.prepare_source({astronaut}), largest_only);
+  ASSERT_TRUE(cuda.is_cpu());
+  const Face target = analysed(closed);
+  for (int e = 0; e < 2; ++e) EXPECT_LT(mean_difference_inside(cuda, cpu, eye_outline(target, e)), 2.0) << "eye " << e;
+  EXPECT_LT((cpu.to(at::kFloat) - cuda.to(at::kFloat)).abs().mean().item<double>(), 1.0);
+}
+
 // A wink in a shared clip (../shared/media/video/talking_d3.mp4 at 0.5 s:
 // the right eye shut, the left open). Not in the repository: skips without it.
 TEST_F(SwapEyes, WinkingTargetKeepsItsClosedEyeOnly) {
