@@ -141,10 +141,10 @@ TEST(SwapRasters, DeviceCorrespondenceMatchesCpu) {
       at::Tensor both = (ours.covered.cpu() * cpu.covered).unsqueeze(2);
       const double direct = ((ours.direct.cpu() - cpu.direct) * both).abs().max().item<double>();
       const double mirrored = ((ours.mirrored.cpu() - cpu.mirrored) * both).abs().max().item<double>();
-      EXPECT_LT(direct, 0.05) << device << " yaw " << k.yaw;
-      EXPECT_LT(mirrored, 0.05) << device << " yaw " << k.yaw;
+      EXPECT_LT(direct, 0.01) << device << " yaw " << k.yaw;
+      EXPECT_LT(mirrored, 0.01) << device << " yaw " << k.yaw;
       const double mean = ((ours.direct.cpu() - cpu.direct) * both).abs().sum().item<double>() / (3 * covered);
-      EXPECT_LT(mean, 1e-4) << device << " yaw " << k.yaw;
+      EXPECT_LT(mean, 5e-5) << device << " yaw " << k.yaw;
       std::printf(
           "  %s yaw %.1f: coverage differs at %.0f of %.0f pixels, direct max %.2g mean %.2g, mirrored max %.2g\n",
           device.str().c_str(), k.yaw, coverage_diff, covered, direct, mean, mirrored);
