@@ -20,7 +20,28 @@
 
 namespace visage::cli {
 
+const char* kBenchAnalyseUsage = R"(usage: visage bench analyse [options]
+
+Times face analysis per stage (detection, detection + landmarks, embedding,
+age/gender, the non-human check) on one face in a 1280x720 frame, per device
+configuration, and the per-face cost on a group photo; prints a table.
+
+options:
+  --device cpu|cuda|all  configurations to time (default cpu; cuda: fp32, fp16, fp16 + CUDA graphs)
+  --threads N            CPU threads (default 2)
+  --iterations N         timed runs per stage (default 50), after --warmup N (default 5)
+  --image FILE           the one-face photo fitted into 1280x720 (default Debian's matplotlib grace_hopper.jpg)
+  --group FILE           the group photo (default face-api's demo/sample1.jpg)
+  --detector NAME        blazeface (default), blazeface-front, ultraface
+  --landmarker NAME      only this landmarker (default both mesh and mesh-attention)
+  --json FILE            also write the results as JSON
+)";
+
 int bench_analyse(Args& args) {
+  if (args.flag("--help")) {
+    std::cout << kBenchAnalyseUsage;
+    return 0;
+  }
   std::string device = args.value_or("--device", "cpu");
   int threads = args.int_or("--threads", 2);
   int iterations = args.int_or("--iterations", 50);

@@ -36,7 +36,27 @@ at::Tensor resize_to_width(const at::Tensor& rgb, int64_t width) {
 
 }  // namespace
 
+const char* kBenchEnhanceUsage = R"(usage: visage bench enhance [options]
+
+Times the face enhancer (ms per face: enhance_faces alone, the faces found
+once) and the frame enhancer (ms per input megapixel: a photo scaled to
+--frame-width pixels, enhanced whole, tiled) per ESRGAN model and device.
+
+options:
+  --device cpu|cuda|all  configurations to time (default cpu)
+  --threads N            CPU threads (default 2)
+  --iterations N         timed runs (default 5), after --warmup N (default 1)
+  --image FILE           the photo (default Debian's matplotlib grace_hopper.jpg)
+  --frame-width N        width the photo is scaled to for the frame enhancer (default 640)
+  --model NAME           only this model (default all: esrgan-slim-x2, esrgan-slim-x4, esrgan-medium-x2, esrgan-medium-x4)
+  --json FILE            also write the results as JSON
+)";
+
 int bench_enhance(Args& args) {
+  if (args.flag("--help")) {
+    std::cout << kBenchEnhanceUsage;
+    return 0;
+  }
   std::string device = args.value_or("--device", "cpu");
   int threads = args.int_or("--threads", 2);
   int iterations = args.int_or("--iterations", 5);

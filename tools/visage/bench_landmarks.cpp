@@ -71,7 +71,15 @@ const Face* match(const std::vector<Face>& faces, const Box& box) {
 
 }  // namespace
 
+const char* kBenchLandmarksUsage =
+    "usage: visage bench landmarks LABELS.xml [--fit] [--json FILE] [--landmarker NAME] [--detector NAME]\n"
+    "  LABELS.xml: dlib imglab XML with 68 <part>s per <box> (e.g. dlib's examples/faces)\n";
+
 int bench_landmarks(Args& args) {
+  if (args.flag("--help")) {
+    std::cout << kBenchLandmarksUsage;
+    return 0;
+  }
   bool fit = args.flag("--fit");
   auto json_path = args.value("--json");
   FaceAnalyserOptions options;
@@ -81,9 +89,7 @@ int bench_landmarks(Args& args) {
   if (auto v = args.value("--detector")) options.detector = parse_face_detector(*v);
   args.finish();
   if (args.positionals().size() != 1) {
-    std::cerr
-        << "usage: visage bench landmarks LABELS.xml [--fit] [--json FILE] [--landmarker NAME] [--detector NAME]\n"
-           "  LABELS.xml: dlib imglab XML with 68 <part>s per <box> (e.g. dlib's examples/faces)\n";
+    std::cerr << kBenchLandmarksUsage;
     return 2;
   }
   std::filesystem::path xml = args.positionals()[0];

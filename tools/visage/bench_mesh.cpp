@@ -51,7 +51,20 @@ at::Tensor ring_mean(const at::Tensor& m, std::span<const int> ring) {
 
 }  // namespace
 
+const char* kBenchMeshUsage = R"(usage: visage bench mesh-canonical IMAGE... [--min-face N]
+
+Prints the mean, frontal, left-right symmetric 468-point face mesh of the
+faces in the photos as the C++ table of src/swap/canonical_mesh.cpp.
+
+options:
+  --min-face N   leave out faces smaller than N pixels (default 80)
+)";
+
 int bench_mesh_canonical(Args& args) {
+  if (args.flag("--help")) {
+    std::cout << kBenchMeshUsage;
+    return 0;
+  }
   FaceAnalyserOptions options;
   options.embeddings = false;
   options.attributes = false;

@@ -209,6 +209,12 @@ int bench_runtime(Args& args) {
 }
 
 int inspect_model(Args& args) {
+  if (args.flag("--help")) {
+    std::cout << "usage: visage inspect MODEL [--no-optimize]\n\n"
+                 "Prints a model's (ONNX, TF.js) inputs, outputs and operator counts after the\n"
+                 "optimisation passes (before them with --no-optimize).\n";
+    return 0;
+  }
   bool optimize = !args.flag("--no-optimize");
   args.finish();
   if (args.positionals().size() != 1) throw Error(ErrorKind::bad_input, "usage: visage inspect MODEL [--no-optimize]");

@@ -45,7 +45,29 @@ float nme(const std::vector<Point2>& a, const std::vector<Point2>& ref) {
 
 }  // namespace
 
+const char* kBenchSwapQualityUsage = R"(usage: visage bench swap-quality --sources A,B,... --targets X,Y,... [options]
+
+Swaps every source onto every target (pairs of the same person skipped) twice:
+the plain mesh paste (shape weight 0, Lab colour, feathered alpha, default
+mask) and the given settings (the defaults unless options say otherwise), and
+judges each output with the recogniser (distance to the source and to the
+target) and the 68 points (NME against the target); prints the means.
+
+options:
+  --sheet FILE                 also write a contact sheet (source | target | plain paste | result)
+  --tile N                     contact sheet tile size in pixels (default 160)
+  --min-distance F             skip pairs whose faces are closer than this (same person; default 0.6)
+  --face-swapper-weight F, --blend MODE, --colour MODE, --face-mask-blur F, --face-mask-types LIST
+                               the settings judged (as for `visage swap`)
+  --device cpu|cuda, --fp16, --threads N
+  --json FILE                  also write the results as JSON
+)";
+
 int bench_swap_quality(Args& args) {
+  if (args.flag("--help")) {
+    std::cout << kBenchSwapQualityUsage;
+    return 0;
+  }
   std::vector<std::string> sources = split_list(args.value_or("--sources", ""));
   std::vector<std::string> targets = split_list(args.value_or("--targets", ""));
   auto sheet_path = args.value("--sheet");
@@ -154,7 +176,27 @@ int bench_swap_quality(Args& args) {
   return 0;
 }
 
+const char* kBenchSwapUsage = R"(usage: visage bench swap [options]
+
+Times one face swap in a 1920x1080 frame per stage: detection + landmarks,
+then swap + mask + colour + blend; JPEG decode and encode apart (p50/p90 ms).
+
+options:
+  --target FILE        the photo fitted into 1920x1080 (default Debian's matplotlib grace_hopper.jpg)
+  --source FILE        the source face (default the target photo mirrored)
+  --iterations N       timed runs (default 20)
+  --blend MODE         feather, poisson, multiband (default)
+  --face-enhancer NAME also run the face enhancer (reported in the swap stage)
+  --detector NAME, --landmarker NAME, --tile-size N (as for `visage analyse`)
+  --device cpu|cuda, --fp16, --cuda-graphs, --threads N
+  --json FILE          also write the results as JSON
+)";
+
 int bench_swap(Args& args) {
+  if (args.flag("--help")) {
+    std::cout << kBenchSwapUsage;
+    return 0;
+  }
   std::string target_path = args.value_or("--target", "/usr/share/matplotlib/mpl-data/sample_data/grace_hopper.jpg");
   auto source_path = args.value("--source");
   int iterations = args.int_or("--iterations", 20);
