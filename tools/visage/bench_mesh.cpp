@@ -69,7 +69,7 @@ int bench_mesh_canonical(Args& args) {
   options.embeddings = false;
   options.attributes = false;
   options.landmarker = FaceLandmarkerModel::mesh;
-  float min_side = std::stof(args.value_or("--min-face", "80"));
+  float min_side = parse_float(args.value_or("--min-face", "80"), "--min-face");
   args.finish();
   FaceAnalyser analyser(options);
   std::vector<at::Tensor> meshes;
