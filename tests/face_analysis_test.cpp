@@ -5,6 +5,7 @@
 
 #include <cmath>
 
+#include "face_test_support.hpp"
 #include "test_support.hpp"
 #include "visage/face.hpp"
 #include "visage/image.hpp"
@@ -124,12 +125,7 @@ TEST(FaceAnalysis, SmallFaceInLargeImageFoundByTiles) {
   REQUIRE_GRACE_HOPPER(rgb);
   // The portrait shrunk to 128 px high inside a 2400x1600 grey canvas: the face
   // is ~40 px, 1/60 of the canvas, below the whole-image detector's reach.
-  at::Tensor small = at::upsample_bilinear2d(rgb.permute({2, 0, 1}).unsqueeze(0).to(at::kFloat), {128, 109}, false)
-                         .squeeze(0)
-                         .permute({1, 2, 0})
-                         .round()
-                         .clamp(0, 255)
-                         .to(at::kByte);
+  at::Tensor small = test::resize_image(rgb, 128, 109);
   at::Tensor canvas = at::full({1600, 2400, 3}, 128, at::kByte);
   canvas.slice(0, 1000, 1128).slice(1, 1700, 1809).copy_(small);
   FaceAnalyserOptions options;
@@ -178,14 +174,7 @@ TEST(FaceAnalysis, SamePersonCloserThanOthers) {
   auto reference = analyser.analyse(rgb);
   ASSERT_EQ(reference.size(), 1u);
   std::vector<at::Tensor> variants = {
-      rgb.flip(1).contiguous(),
-      at::upsample_bilinear2d(rgb.permute({2, 0, 1}).unsqueeze(0).to(at::kFloat), {300, 256}, false)
-          .squeeze(0)
-          .permute({1, 2, 0})
-          .round()
-          .clamp(0, 255)
-          .to(at::kByte)
-          .contiguous(),
+      rgb.flip(1).contiguous(), test::resize_image(rgb, 300, 256),
       decode_image(encode_image(rgb, ImageFormat::jpeg, {.quality = 30}), "q30.jpg").rgb};
   float worst_same = 0;
   for (const auto& v : variants) {

@@ -10,6 +10,7 @@
 
 #include <filesystem>
 
+#include "face_test_support.hpp"
 #include "test_support.hpp"
 #include "visage/face.hpp"
 #include "visage/image.hpp"
@@ -26,13 +27,7 @@ namespace fs = std::filesystem;
 // Undefined when this build or FFmpeg cannot encode H.264 (then `why` says so).
 at::Tensor through_h264(const at::Tensor& rgb, int width, const fs::path& clip, std::string& why) {
   const int height = static_cast<int>(std::lround(rgb.size(0) * static_cast<double>(width) / rgb.size(1))) / 2 * 2;
-  at::Tensor small = at::upsample_bilinear2d(rgb.permute({2, 0, 1}).unsqueeze(0).to(at::kFloat), {height, width}, false)
-                         .squeeze(0)
-                         .permute({1, 2, 0})
-                         .round()
-                         .clamp(0, 255)
-                         .to(at::kByte)
-                         .contiguous();
+  at::Tensor small = test::resize_image(rgb, height, width);
   try {
     if (!has_video_encoder("libx264")) {
       why = "FFmpeg here has no libx264 encoder";

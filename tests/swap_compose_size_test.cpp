@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "face/geometry.hpp"
+#include "face_test_support.hpp"
 #include "test_support.hpp"
 #include "visage/face.hpp"
 #include "visage/image.hpp"
@@ -19,22 +20,8 @@ namespace {
 
 namespace fs = std::filesystem;
 using namespace visage;
-
-const Face* largest(const std::vector<Face>& faces) {
-  const Face* best = nullptr;
-  for (const auto& f : faces)
-    if (!best || f.box.area() > best->box.area()) best = &f;
-  return best;
-}
-
-bool inside_polygon(const std::vector<Point2>& poly, float x, float y) {
-  bool in = false;
-  for (size_t a = 0, b = poly.size() - 1; a < poly.size(); b = a++)
-    if ((poly[a].y > y) != (poly[b].y > y) &&
-        x < (poly[b].x - poly[a].x) * (y - poly[a].y) / (poly[b].y - poly[a].y) + poly[a].x)
-      in = !in;
-  return in;
-}
+using test::inside_polygon;
+using test::mesh_hull;
 
 // Whether (x, y) lies within `tolerance` pixels of the polygon (checked at
 // 8 directions and the point itself).
@@ -45,12 +32,6 @@ bool near_polygon(const std::vector<Point2>& poly, float x, float y, float toler
     if (inside_polygon(poly, x + tolerance * std::cos(a), y + tolerance * std::sin(a))) return true;
   }
   return false;
-}
-
-std::vector<Point2> mesh_hull(const Face& f) {
-  std::vector<Point2> p;
-  for (size_t i = 0; i < 468; ++i) p.push_back({f.mesh[i].x, f.mesh[i].y});
-  return face::convex_hull(std::move(p));
 }
 
 class SwapComposeSize : public ::testing::Test {
@@ -65,14 +46,7 @@ class SwapComposeSize : public ::testing::Test {
     // A close-up: Grace Hopper's portrait at twice its size (face ~400 px),
     // while the astronaut's face in the source texture is ~200 px.
     at::Tensor hopper = read_image(hopper_path).rgb;
-    closeup = at::upsample_bilinear2d(hopper.permute({2, 0, 1}).unsqueeze(0).to(at::kFloat),
-                                      {hopper.size(0) * 2, hopper.size(1) * 2}, false)
-                  .squeeze(0)
-                  .permute({1, 2, 0})
-                  .round()
-                  .clamp(0, 255)
-                  .to(at::kByte)
-                  .contiguous();
+    closeup = test::resize_image(hopper, hopper.size(0) * 2, hopper.size(1) * 2);
     ready = true;
   }
   void SetUp() override {
@@ -103,7 +77,7 @@ TEST_F(SwapComposeSize, CloseUpComposedAtTheSourceSizeMatchesFullResolution) {
 
   // One analysis for both (two analysers may differ in the last bits).
   const std::vector<Face> found = capped.analyser().analyse(closeup);
-  const Face* t = largest(found);
+  const Face* t = test::largest_face(found);
   ASSERT_TRUE(t);
   at::Tensor a = capped.swap(closeup, {SwapAssignment{*t, &source}});
   ASSERT_EQ(capped.faces_swapped(), 1u);
@@ -155,7 +129,7 @@ TEST_F(SwapComposeSize, WithoutShapeChangeNothingOutsideTheFaceOutlineChanges) {
   at::Tensor out = texture_only.swap(closeup, source);
   ASSERT_EQ(texture_only.faces_swapped(), 1u);
   const std::vector<Face> found = texture_only.analyser().analyse(closeup);
-  const Face* t = largest(found);
+  const Face* t = test::largest_face(found);
   ASSERT_TRUE(t);
   std::vector<Point2> hull = mesh_hull(*t);
   at::Tensor diff = ((out.to(at::kShort) - closeup.to(at::kShort)).abs().amax(2) > 0).nonzero();

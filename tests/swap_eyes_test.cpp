@@ -13,6 +13,7 @@
 #include <memory>
 
 #include "face/geometry.hpp"
+#include "face_test_support.hpp"
 #include "test_support.hpp"
 #include "visage/face.hpp"
 #include "visage/image.hpp"
@@ -22,22 +23,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using namespace visage;
-
-const Face* largest(const std::vector<Face>& faces) {
-  const Face* best = nullptr;
-  for (const auto& f : faces)
-    if (!best || f.box.area() > best->box.area()) best = &f;
-  return best;
-}
-
-bool inside_polygon(const std::vector<Point2>& poly, float x, float y) {
-  bool in = false;
-  for (size_t a = 0, b = poly.size() - 1; a < poly.size(); b = a++)
-    if ((poly[a].y > y) != (poly[b].y > y) &&
-        x < (poly[b].x - poly[a].x) * (y - poly[a].y) / (poly[b].y - poly[a].y) + poly[a].x)
-      in = !in;
-  return in;
-}
+using test::inside_polygon;
 
 // An eye's outline from the 68 points (36-41 or 42-47).
 std::vector<Point2> eye_outline(const Face& f, int eye) {
@@ -83,7 +69,7 @@ class SwapEyes : public ::testing::Test {
   // The largest face's eye openness, as the swapper's analyser sees it.
   static Face analysed(const at::Tensor& rgb) {
     std::vector<Face> faces = swapper->analyser().analyse(rgb);
-    const Face* f = largest(faces);
+    const Face* f = test::largest_face(faces);
     EXPECT_NE(f, nullptr);
     return f ? *f : Face{};
   }
@@ -105,7 +91,7 @@ TEST_F(SwapEyes, AttentionMeshTellsClosedEyesFromOpenOnes) {
   }
   // Without the attention mesh there is no lid gap.
   FaceAnalyser plain({.landmarker = FaceLandmarkerModel::mesh, .embeddings = false, .attributes = false});
-  const Face* f = largest(plain.analyse(closed));
+  const Face* f = test::largest_face(plain.analyse(closed));
   ASSERT_NE(f, nullptr);
   EXPECT_FALSE(f->eye_openness.has_value());
 }

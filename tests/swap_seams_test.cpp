@@ -11,6 +11,7 @@
 #include <memory>
 
 #include "face/geometry.hpp"
+#include "face_test_support.hpp"
 #include "test_support.hpp"
 #include "visage/face.hpp"
 #include "visage/image.hpp"
@@ -20,13 +21,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using namespace visage;
-
-// Convex hull of the mesh's 468 points.
-std::vector<Point2> mesh_hull(const Face& f) {
-  std::vector<Point2> p;
-  for (size_t i = 0; i < 468; ++i) p.push_back({f.mesh[i].x, f.mesh[i].y});
-  return face::convex_hull(std::move(p));
-}
+using test::mesh_hull;
 
 // Signed distance to a convex polygon's outline: positive inside.
 float inside_distance(const std::vector<Point2>& poly, float x, float y) {

@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "face/geometry.hpp"
+#include "face_test_support.hpp"
 #include "test_support.hpp"
 #include "visage/face.hpp"
 #include "visage/image.hpp"
@@ -18,13 +19,8 @@ namespace {
 
 namespace fs = std::filesystem;
 using namespace visage;
-
-const Face* largest(const std::vector<Face>& faces) {
-  const Face* best = nullptr;
-  for (const auto& f : faces)
-    if (!best || f.box.area() > best->box.area()) best = &f;
-  return best;
-}
+using test::inside_polygon;
+using test::mesh_hull;
 
 // Bounding box (x0, y0, x1, y1) of the pixels that differ; all -1 when none.
 std::array<int64_t, 4> changed_box(const at::Tensor& a, const at::Tensor& b) {
@@ -45,22 +41,6 @@ void expect_changes_near_face(const at::Tensor& a, const at::Tensor& b, const Fa
   EXPECT_GE(box[1], face.box.y - margin) << what;
   EXPECT_LE(box[2], face.box.x + face.box.width + margin) << what;
   EXPECT_LE(box[3], face.box.y + face.box.height + margin) << what;
-}
-
-bool inside_polygon(const std::vector<Point2>& poly, float x, float y) {
-  bool in = false;
-  for (size_t a = 0, b = poly.size() - 1; a < poly.size(); b = a++)
-    if ((poly[a].y > y) != (poly[b].y > y) &&
-        x < (poly[b].x - poly[a].x) * (y - poly[a].y) / (poly[b].y - poly[a].y) + poly[a].x)
-      in = !in;
-  return in;
-}
-
-// Convex hull of the mesh's 468 points.
-std::vector<Point2> mesh_hull(const Face& f) {
-  std::vector<Point2> p;
-  for (size_t i = 0; i < 468; ++i) p.push_back({f.mesh[i].x, f.mesh[i].y});
-  return face::convex_hull(std::move(p));
 }
 
 class Swap : public ::testing::Test {
@@ -100,7 +80,7 @@ TEST_F(Swap, MovesIdentityToTheSourceAndKeepsTheRest) {
 
   auto before = swapper->analyser().analyse(hopper);
   auto after = swapper->analyser().analyse(out);
-  const Face *t = largest(before), *o = largest(after);
+  const Face *t = test::largest_face(before), *o = test::largest_face(after);
   ASSERT_TRUE(t && o) << "the swapped face must still be found";
   float to_source = face_distance(o->embedding, source.embedding);
   float to_target = face_distance(o->embedding, t->embedding);
@@ -119,7 +99,7 @@ TEST_F(Swap, WithoutShapeChangeNothingOutsideTheFaceOutlineChanges) {
   at::Tensor out = texture_only.swap(hopper, source);
   ASSERT_EQ(texture_only.faces_swapped(), 1u);
   const std::vector<Face> found = texture_only.analyser().analyse(hopper);
-  const Face* t = largest(found);
+  const Face* t = test::largest_face(found);
   ASSERT_TRUE(t);
   std::vector<Point2> hull = mesh_hull(*t);
   at::Tensor diff = ((out.to(at::kShort) - hopper.to(at::kShort)).abs().amax(2) > 0).nonzero();
@@ -202,7 +182,7 @@ TEST_F(Swap, FaceEnhancerWorksOnlyOnTheSwappedFace) {
   at::Tensor enhanced = enhancing.swap(hopper, enhancing.prepare_source({astronaut}));
   ASSERT_EQ(enhancing.faces_swapped(), 1u);
   const std::vector<Face> found = swapper->analyser().analyse(hopper);
-  const Face* t = largest(found);
+  const Face* t = test::largest_face(found);
   ASSERT_TRUE(t);
   expect_changes_near_face(enhanced, plain, *t, "the enhancer");
 }
