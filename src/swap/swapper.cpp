@@ -27,6 +27,7 @@
 #include "swap/compose_internal.hpp"
 #include "swap/mesh_raster.hpp"
 #include "swap/mesh_topology.hpp"
+#include "swap/stage_scope.hpp"
 #include "visage/enhance.hpp"
 #include "visage/swap.hpp"
 
@@ -647,7 +648,9 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
   const SwapOptions& options = impl_->options;
   const auto& topo = mesh_topology();
   at::Device device = device_of(options);
+  std::optional<StageScope> frame_stage(std::in_place, "swap.frame_in");
   at::Tensor out = target_in.to(device).contiguous().clone();
+  frame_stage.reset();
   impl_->swapped = 0;
   std::vector<Face> swapped_faces;  // with their new meshes, for the enhancer
   for (const SwapAssignment& job : assignments) {
@@ -655,6 +658,7 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
     if (job.target.mesh.size() < mesh_vertices) continue;  // a detection without landmarks cannot be swapped
     const SourceFace::Data& src = *job.source->data;
     std::span<const Point3> old_mesh(job.target.mesh.data(), mesh_vertices);
+    StageScope stage("swap.shape");
 
     // 1. Shape: the target mesh moved towards the source's shape; expression parts rigidly.
     at::Tensor fitted = fit_shape(as_tensor(src.shape), old_mesh);
@@ -666,6 +670,7 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
     }
     std::vector<Point3> new_mesh = as_points(as_tensor(old_mesh) + delta);
 
+    stage.next("swap.outline");
     Roi roi = roi_around(old_mesh, new_mesh, out.size(1), out.size(0), 0.3f);
     Box face_box = face::bounding_box(flat(new_mesh));
     float face_size = std::max(face_box.width, face_box.height);
@@ -715,6 +720,7 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
       face_size *= work_scale;
     }
 
+    stage.next("swap.rasters");
     // 3. Texture from the source, direct or mirrored, whichever is usable.
     // Only the mesh's bounding box needs the lookup.
     Box mesh_box = face::bounding_box(flat(new_local));
@@ -789,6 +795,7 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
       old_mouth_id = rasters.add({old_parts.mouth, old_parts.upper_lip, old_parts.lower_lip});
     }
     rasters.make(shifted(new_local, -sx0, -sy0), src.mesh, topo.mirror, topo.triangles, sh, sw);
+    stage.next("swap.texture");
     const Correspondence& corr = rasters.correspondence();
     const int tex_w = static_cast<int>(src.texture.size(3)), tex_h = static_cast<int>(src.texture.size(2));
     auto sample = [&](const at::Tensor& p) {  // positions, already on the device
@@ -829,6 +836,7 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
     sub(covered).copy_(covered_sub);
 
     // 4. Masks, colour, blend.
+    stage.next("swap.masks");
     at::Tensor hull = rasters.fill(hull_id);
     at::Tensor mask = at::ones({h, w}, at::TensorOptions().dtype(at::kFloat).device(device));
     if (options.mask.region) {
@@ -916,10 +924,12 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
       reach = at::clamp_max(blur_mask(reach, 2.f) * 3.f, 1.f);
       feathered = feathered * (1.f - candidate * reach);
     }
+    stage.next("swap.colour");
     if (options.colour != ColourTransfer::none) {
       at::Tensor skin = at::clamp_min(hull * own.squeeze(2) - features_mask, 0.f);
       layer = transfer_colour(layer, bg_hwc, skin, options.colour);
     }
+    stage.next("swap.edges");
     {
       // Measured on the skin of both faces; the mouth is no edge (the
       // target's own mouth interior lies inside the face).
@@ -927,10 +937,12 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
       at::Tensor outer = at::maximum(feathered, rasters.fill(mouth_id));
       layer = match_edges(layer, bg_hwc, outer, skin, 0.05f * face_size, 0.2f * face_size);
     }
+    stage.next("swap.blend");
     at::Tensor blended = options.blend == BlendMode::multiband ? blend_multiband(layer, bg_hwc, feathered, blend_levels)
                                                                : blend(layer, bg_hwc, feathered, options.blend);
     // Into the frame's compose box at full resolution: scaled up, with the
     // target's own fine detail where the mask is below 1.
+    stage.next("swap.paste");
     detail::paste_face(roi_pixels.narrow(0, cy0, ch).narrow(1, cx0, cw), bg_box, 0, 0, cw, ch, blended, bg_hwc,
                        feathered);
     ++impl_->swapped;
@@ -943,6 +955,7 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
   }
   // Only the swapped faces' regions are enhanced, never the whole frame.
   if (impl_->enhancer && !swapped_faces.empty()) out = impl_->enhancer->enhance_faces(out, swapped_faces);
+  frame_stage.emplace("swap.frame_out");
   return target_in.is_cpu() ? out.to(at::kCPU) : out;
 }
 

@@ -2,12 +2,19 @@
 // `visage bench swap-quality`: identity and landmark figures of swaps over
 // source/target pairs, against the plain mesh paste, with a contact sheet.
 #include <ATen/ATen.h>
+#include <ATen/record_function.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
 
 #include "cli.hpp"
 #include "visage/face.hpp"
@@ -41,6 +48,134 @@ float nme(const std::vector<Point2>& a, const std::vector<Point2>& ref) {
   float norm = std::hypot(ref[36].x - ref[45].x, ref[36].y - ref[45].y), sum = 0;
   for (size_t i = 0; i < 68; ++i) sum += std::hypot(a[i].x - ref[i].x, a[i].y - ref[i].y);
   return sum / 68.f / norm;
+}
+
+// ATen ops launched while a swap runs, per stage (the library names its
+// stages with RecordFunction user scopes, "swap.*"), through a global
+// RecordFunction observer: `top` counts the calls made by the swap's own code
+// (what the host launches one after another), `all` also the ops they call
+// inside. `waits` counts the calls that make the host wait for the device
+// (a scalar read, a copy to the host or a blocking copy from pageable
+// memory, nonzero / masked_select); on the CPU the same calls are counted
+// as `reads`, the places that would wait on a device.
+class OpCounter {
+ public:
+  struct Stage {
+    int64_t top = 0, all = 0, waits = 0;
+    std::map<std::string, int64_t> ops;  // top-level calls by name
+    std::map<std::string, int64_t> wait_ops;
+  };
+
+  OpCounter() {
+    handle_ = at::addGlobalCallback(at::RecordFunctionCallback(&OpCounter::on_start, &OpCounter::on_end)
+                                        .needsInputs(true)
+                                        .scopes({at::RecordScope::FUNCTION, at::RecordScope::USER_SCOPE}));
+  }
+  ~OpCounter() { at::removeCallback(handle_); }
+  OpCounter(const OpCounter&) = delete;
+  OpCounter& operator=(const OpCounter&) = delete;
+
+  static std::map<std::string, Stage>& stages() {
+    static std::map<std::string, Stage> s;
+    return s;
+  }
+
+ private:
+  struct ThreadState {
+    std::vector<std::string> stage;
+    int depth = 0;
+  };
+  static ThreadState& state() {
+    thread_local ThreadState s;
+    return s;
+  }
+  static std::mutex& mutex() {
+    static std::mutex m;
+    return m;
+  }
+
+  static bool waits(const at::RecordFunction& fn, const char* name) {
+    if (std::strcmp(name, "aten::_local_scalar_dense") == 0 || std::strcmp(name, "aten::nonzero") == 0 ||
+        std::strcmp(name, "aten::masked_select") == 0)
+      return true;
+    if (std::strcmp(name, "aten::copy_") != 0) return false;
+    auto inputs = fn.inputs();
+    if (inputs.size() < 2 || !inputs[0].isTensor() || !inputs[1].isTensor()) return false;
+    const at::Tensor& dst = inputs[0].toTensor();
+    const at::Tensor& src = inputs[1].toTensor();
+    const bool non_blocking = inputs.size() > 2 && inputs[2].isBool() && inputs[2].toBool();
+    if (dst.is_cpu() && !src.is_cpu()) return true;
+    if (dst.is_cpu() || !src.is_cpu()) return false;
+    at::DisableRecordFunctionGuard not_counted;  // is_pinned is an op itself
+    return !(non_blocking && src.is_pinned());
+  }
+
+  static std::unique_ptr<at::ObserverContext> on_start(const at::RecordFunction& fn) {
+    ThreadState& t = state();
+    const char* name = fn.name();
+    if (fn.scope() == at::RecordScope::USER_SCOPE) {
+      t.stage.emplace_back(name);
+      return nullptr;
+    }
+    if (!t.stage.empty() && t.stage.back().rfind("swap.", 0) == 0) {
+      const bool wait = waits(fn, name);
+      std::lock_guard<std::mutex> lock(mutex());
+      Stage& s = stages()[t.stage.back()];
+      ++s.all;
+      if (t.depth == 0) ++s.top, ++s.ops[name];
+      if (wait) ++s.waits, ++s.wait_ops[name];
+    }
+    ++t.depth;
+    return nullptr;
+  }
+
+  static void on_end(const at::RecordFunction& fn, at::ObserverContext*) {
+    ThreadState& t = state();
+    if (fn.scope() == at::RecordScope::USER_SCOPE) {
+      if (!t.stage.empty()) t.stage.pop_back();
+      return;
+    }
+    if (t.depth > 0) --t.depth;
+  }
+
+  at::CallbackHandle handle_;
+};
+
+// Runs `run` once under an OpCounter; prints the counts per stage and the
+// most frequent ops, and returns them as JSON.
+nlohmann::json count_ops(const std::function<void()>& run, bool on_device) {
+  OpCounter::stages().clear();
+  {
+    OpCounter counter;
+    run();
+  }
+  const auto& stages = OpCounter::stages();
+  const char* wait_name = on_device ? "waits" : "reads";
+  std::cout << "ATen ops per stage of one swap (top: called by the swap's code; all: with the ops inside them; "
+            << wait_name << ": host " << (on_device ? "waits for the device" : "reads that wait on a device") << ")\n"
+            << "  stage              top    all  " << wait_name << "\n";
+  OpCounter::Stage total;
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& [name, s] : stages) {
+    std::cout << "  " << std::left << std::setw(16) << name << std::right << std::setw(6) << s.top << std::setw(7)
+              << s.all << std::setw(6) << s.waits;
+    for (const auto& [op, n] : s.wait_ops) std::cout << "  " << op << " x" << n;
+    std::cout << "\n";
+    total.top += s.top, total.all += s.all, total.waits += s.waits;
+    for (const auto& [op, n] : s.ops) total.ops[op] += n;
+    j[name] = {{"top", s.top}, {"all", s.all}, {"waits", s.waits}, {"ops", s.ops}, {"wait_ops", s.wait_ops}};
+  }
+  std::cout << "  " << std::left << std::setw(16) << "total" << std::right << std::setw(6) << total.top << std::setw(7)
+            << total.all << std::setw(6) << total.waits << "\n";
+  std::vector<std::pair<int64_t, std::string>> by_count;
+  for (const auto& [op, n] : total.ops) by_count.push_back({n, op});
+  std::sort(by_count.rbegin(), by_count.rend());
+  std::cout << "  most called:";
+  for (size_t i = 0; i < by_count.size() && i < 16; ++i)
+    std::cout << (i % 4 == 0 ? "\n   " : "") << " " << by_count[i].second << " " << by_count[i].first;
+  std::cout << "\n";
+  j["total"] = {{"top", total.top}, {"all", total.all}, {"waits", total.waits}};
+  return j;
 }
 
 }  // namespace
@@ -189,6 +324,7 @@ options:
   --face-enhancer NAME also run the face enhancer (reported in the swap stage)
   --detector NAME, --landmarker NAME, --tile-size N (as for `visage analyse`)
   --device cpu|cuda, --fp16, --cuda-graphs, --threads N
+  --count-ops          also count the ATen ops (and host waits) of one swap, per stage
   --json FILE          also write the results as JSON
 )";
 
@@ -209,6 +345,7 @@ int bench_swap(Args& args) {
   if (auto v = args.value("--detector")) options.analyser.detector = parse_face_detector(*v);
   if (auto v = args.value("--landmarker")) options.analyser.landmarker = parse_face_landmarker(*v);
   options.analyser.tile_size = args.int_or("--tile-size", 0);
+  const bool with_op_counts = args.flag("--count-ops");
   args.finish();
   Image target_img = read_image(target_path);
   at::Tensor frame = fit_into(target_img.rgb, 1920, 1080);
@@ -240,12 +377,16 @@ int bench_swap(Args& args) {
             << "\n  swap+mask+colour+blend " << compose.p50 << " / " << compose.p90 << "\n  total                "
             << analyse.p50 + compose.p50 << "\n  (apart) jpeg decode  " << decode.p50 << ", jpeg encode " << encode.p50
             << "\n";
+  nlohmann::json op_counts;
+  if (with_op_counts)
+    op_counts = count_ops([&] { swapper.swap(frame, jobs); }, options.analyser.runtime.device != Device::cpu);
   if (json_path) {
     nlohmann::json j = {{"device", device},
                         {"analyse_ms", {analyse.p50, analyse.p90}},
                         {"swap_ms", {compose.p50, compose.p90}},
                         {"decode_ms", decode.p50},
                         {"encode_ms", encode.p50}};
+    if (with_op_counts) j["ops"] = op_counts;
     std::string text = j.dump(2);
     write_file_atomically(*json_path, std::span(reinterpret_cast<const uint8_t*>(text.data()), text.size()));
   }
