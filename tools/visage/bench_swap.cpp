@@ -53,20 +53,22 @@ float nme(const std::vector<Point2>& a, const std::vector<Point2>& ref) {
 // ATen ops launched while a swap runs, per stage (the library names its
 // stages with RecordFunction user scopes, "swap.*"), through a global
 // RecordFunction observer: `top` counts the calls made by the swap's own code
-// (what the host launches one after another), `all` also the ops they call
-// inside. `waits` counts the calls that make the host wait for the device
-// (a scalar read, a copy to the host or a blocking copy from pageable
-// memory, nonzero / masked_select); on the CPU the same calls are counted
-// as `reads`, the places that would wait on a device.
+// (what the host issues one after another), `all` also the ops they call
+// inside, `kernels` the innermost ops that compute on the run's device (not
+// views or allocations): about the kernel launches. `waits` counts the calls that make the host wait for a device (a
+// scalar read or a copy to the host from it, a blocking copy from pageable
+// memory to it, nonzero / masked_select on it), once each where one calls
+// another; on the CPU there are none.
 class OpCounter {
  public:
   struct Stage {
-    int64_t top = 0, all = 0, waits = 0;
+    int64_t top = 0, all = 0, kernels = 0, waits = 0;
     std::map<std::string, int64_t> ops;  // top-level calls by name
     std::map<std::string, int64_t> wait_ops;
   };
 
-  OpCounter() {
+  explicit OpCounter(bool on_device) {
+    s_device = on_device;
     handle_ = at::addGlobalCallback(at::RecordFunctionCallback(&OpCounter::on_start, &OpCounter::on_end)
                                         .needsInputs(true)
                                         .scopes({at::RecordScope::FUNCTION, at::RecordScope::USER_SCOPE}));
@@ -84,7 +86,14 @@ class OpCounter {
   struct ThreadState {
     std::vector<std::string> stage;
     int depth = 0;
+    int wait_depth = -1;  // the depth of the wait being counted, if any
+    struct Open {
+      bool counted;    // in a swap stage, computes on the run's device, not a view or an allocation
+      bool has_inner;  // called other ops
+    };
+    std::vector<Open> open;
   };
+
   static ThreadState& state() {
     thread_local ThreadState s;
     return s;
@@ -95,12 +104,13 @@ class OpCounter {
   }
 
   static bool waits(const at::RecordFunction& fn, const char* name) {
+    auto inputs = fn.inputs();
+    if (inputs.empty() || !inputs[0].isTensor()) return false;
     if (std::strcmp(name, "aten::_local_scalar_dense") == 0 || std::strcmp(name, "aten::nonzero") == 0 ||
         std::strcmp(name, "aten::masked_select") == 0)
-      return true;
+      return !inputs[0].toTensor().is_cpu();
     if (std::strcmp(name, "aten::copy_") != 0) return false;
-    auto inputs = fn.inputs();
-    if (inputs.size() < 2 || !inputs[0].isTensor() || !inputs[1].isTensor()) return false;
+    if (inputs.size() < 2 || !inputs[1].isTensor()) return false;
     const at::Tensor& dst = inputs[0].toTensor();
     const at::Tensor& src = inputs[1].toTensor();
     const bool non_blocking = inputs.size() > 2 && inputs[2].isBool() && inputs[2].toBool();
@@ -110,6 +120,32 @@ class OpCounter {
     return !(non_blocking && src.is_pinned());
   }
 
+  // Ops that compute nothing: views and allocations.
+  static bool free_op(const char* name) {
+    static const char* const names[] = {
+        "aten::view",       "aten::_unsafe_view",   "aten::narrow",
+        "aten::select",     "aten::slice",          "aten::permute",
+        "aten::unsqueeze",  "aten::squeeze",        "aten::expand",
+        "aten::t",          "aten::transpose",      "aten::unfold",
+        "aten::as_strided", "aten::alias",          "aten::view_as",
+        "aten::diagonal",   "aten::detach",         "aten::empty",
+        "aten::empty_like", "aten::empty_strided",  "aten::resize_",
+        "aten::is_pinned",  "aten::_reshape_alias", "aten::lift_fresh",
+        "aten::unbind",     "aten::split",          "aten::split_with_sizes",
+        "aten::chunk",      "aten::set_",           "aten::reshape",
+        "aten::contiguous", "aten::expand_as",      "aten::_has_compatible_shallow_copy_type"};
+    for (const char* n : names)
+      if (std::strcmp(name, n) == 0) return true;
+    return false;
+  }
+  // Whether a tensor input lies on the device the run uses (CPU runs: any tensor).
+  static bool computes_here(const at::RecordFunction& fn) {
+    for (const c10::IValue& v : fn.inputs()) {
+      if (v.isTensor() && v.toTensor().defined() && (!s_device || !v.toTensor().is_cpu())) return true;
+    }
+    return false;
+  }
+
   static std::unique_ptr<at::ObserverContext> on_start(const at::RecordFunction& fn) {
     ThreadState& t = state();
     const char* name = fn.name();
@@ -117,8 +153,12 @@ class OpCounter {
       t.stage.emplace_back(name);
       return nullptr;
     }
-    if (!t.stage.empty() && t.stage.back().rfind("swap.", 0) == 0) {
-      const bool wait = waits(fn, name);
+    const bool in_swap = !t.stage.empty() && t.stage.back().rfind("swap.", 0) == 0;
+    if (!t.open.empty()) t.open.back().has_inner = true;
+    t.open.push_back({in_swap && !free_op(name) && computes_here(fn), false});
+    if (in_swap) {
+      const bool wait = t.wait_depth < 0 && waits(fn, name);
+      if (wait) t.wait_depth = t.depth;
       std::lock_guard<std::mutex> lock(mutex());
       Stage& s = stages()[t.stage.back()];
       ++s.all;
@@ -136,8 +176,17 @@ class OpCounter {
       return;
     }
     if (t.depth > 0) --t.depth;
+    if (t.wait_depth == t.depth) t.wait_depth = -1;
+    if (t.open.empty()) return;
+    const ThreadState::Open op = t.open.back();
+    t.open.pop_back();
+    if (op.counted && !op.has_inner && !t.stage.empty()) {
+      std::lock_guard<std::mutex> lock(mutex());
+      ++stages()[t.stage.back()].kernels;
+    }
   }
 
+  static inline bool s_device = false;  // set before the observer is registered, read by its callbacks
   at::CallbackHandle handle_;
 };
 
@@ -146,27 +195,30 @@ class OpCounter {
 nlohmann::json count_ops(const std::function<void()>& run, bool on_device) {
   OpCounter::stages().clear();
   {
-    OpCounter counter;
+    OpCounter counter(on_device);
     run();
   }
   const auto& stages = OpCounter::stages();
-  const char* wait_name = on_device ? "waits" : "reads";
   std::cout << "ATen ops per stage of one swap (top: called by the swap's code; all: with the ops inside them; "
-            << wait_name << ": host " << (on_device ? "waits for the device" : "reads that wait on a device") << ")\n"
-            << "  stage              top    all  " << wait_name << "\n";
+            << "kernels: innermost ops computing on the " << (on_device ? "device" : "CPU")
+            << "; waits: the host waits for the device" << (on_device ? "" : ", none on the CPU") << ")\n"
+            << "  stage              top    all kernels waits\n";
   OpCounter::Stage total;
   nlohmann::json j = nlohmann::json::object();
-  for (const auto& [name, s] : stages) {
+  auto row = [](const std::string& name, const OpCounter::Stage& s) {
     std::cout << "  " << std::left << std::setw(16) << name << std::right << std::setw(6) << s.top << std::setw(7)
-              << s.all << std::setw(6) << s.waits;
+              << s.all << std::setw(8) << s.kernels << std::setw(6) << s.waits;
     for (const auto& [op, n] : s.wait_ops) std::cout << "  " << op << " x" << n;
     std::cout << "\n";
-    total.top += s.top, total.all += s.all, total.waits += s.waits;
+  };
+  for (const auto& [name, s] : stages) {
+    row(name, s);
+    total.top += s.top, total.all += s.all, total.kernels += s.kernels, total.waits += s.waits;
     for (const auto& [op, n] : s.ops) total.ops[op] += n;
-    j[name] = {{"top", s.top}, {"all", s.all}, {"waits", s.waits}, {"ops", s.ops}, {"wait_ops", s.wait_ops}};
+    j[name] = {{"top", s.top},     {"all", s.all}, {"kernels", s.kernels},
+               {"waits", s.waits}, {"ops", s.ops}, {"wait_ops", s.wait_ops}};
   }
-  std::cout << "  " << std::left << std::setw(16) << "total" << std::right << std::setw(6) << total.top << std::setw(7)
-            << total.all << std::setw(6) << total.waits << "\n";
+  row("total", total);
   std::vector<std::pair<int64_t, std::string>> by_count;
   for (const auto& [op, n] : total.ops) by_count.push_back({n, op});
   std::sort(by_count.rbegin(), by_count.rend());
@@ -174,7 +226,7 @@ nlohmann::json count_ops(const std::function<void()>& run, bool on_device) {
   for (size_t i = 0; i < by_count.size() && i < 16; ++i)
     std::cout << (i % 4 == 0 ? "\n   " : "") << " " << by_count[i].second << " " << by_count[i].first;
   std::cout << "\n";
-  j["total"] = {{"top", total.top}, {"all", total.all}, {"waits", total.waits}};
+  j["total"] = {{"top", total.top}, {"all", total.all}, {"kernels", total.kernels}, {"waits", total.waits}};
   return j;
 }
 
