@@ -29,23 +29,6 @@ void check_inputs(const at::Tensor& fg, const at::Tensor& bg, const at::Tensor& 
   }
 }
 
-at::Tensor smoothstep(const at::Tensor& t) {
-  at::Tensor c = t.clamp(0.f, 1.f);
-  return c * c * (3.f - 2.f * c);
-}
-
-// [1 2 1] / 4 along both axes, borders replicated.
-at::Tensor blur_121(const at::Tensor& x) {
-  at::Tensor k = detail::upload(at::tensor({0.25f, 0.5f, 0.25f}, at::kFloat), x.device());
-  at::Tensor b = detail::depthwise_conv(at::replication_pad2d(x, {1, 1, 0, 0}), k.view({1, 3}));
-  return detail::depthwise_conv(at::replication_pad2d(b, {0, 0, 1, 1}), k.view({3, 1}));
-}
-
-// [1, C, H, W] -> half size: [1 2 1] blur then 2x2 mean, i.e. the 4-tap
-// binomial centred between pixels, which keeps align_corners=false
-// upsampling exact. Sizes must be even.
-at::Tensor pyramid_down(const at::Tensor& x) { return at::avg_pool2d(blur_121(x), {2, 2}, {2, 2}); }
-
 // A plane of the multiband pyramid (planar channels, CPU).
 struct Plane {
   int64_t h = 0, w = 0;
@@ -53,8 +36,8 @@ struct Plane {
   float at(int c, int64_t y, int64_t x) const { return v[static_cast<size_t>((c * h + y) * w + x)]; }
 };
 
-// out = [1 3 3 1]/8 along both axes, every other sample: pyramid_down's
-// blur-and-average, borders replicated. Sizes are even.
+// out = [1 3 3 1]/8 along both axes, every other sample: a [1 2 1] blur and
+// a 2x2 mean, borders replicated. Sizes are even.
 Plane down_cpu(const Plane& in) {
   static constexpr float kTaps[4] = {0.125f, 0.375f, 0.375f, 0.125f};
   Plane out{in.h / 2, in.w / 2, {}};
@@ -81,7 +64,7 @@ Plane down_cpu(const Plane& in) {
   return out;
 }
 
-// [1 2 1]/4 along both axes, borders replicated (blur_121 on the CPU).
+// [1 2 1]/4 along both axes, borders replicated (the ATen version's 3x3 kernel).
 Plane blur_121_cpu(const Plane& in) {
   Plane tmp = in, out = in;
   for (int c = 0; c < 3; ++c) {
@@ -555,31 +538,59 @@ namespace detail {
 
 at::Tensor blend_multiband_aten(const at::Tensor& foreground, const at::Tensor& background, const at::Tensor& alpha,
                                 int levels) {
+  // Written for few launches (on a device every op is one, and a face's
+  // blend is a few hundred thousand pixels): the band weights of all levels
+  // in one batch, each level's [1 2 1] blur and its next level's
+  // blur-and-average as one padded copy and two convolutions (a 3x3 and a
+  // stride-2 4x4 binomial: the separable [1 3 3 1] / 8 that blur_121 and
+  // the 2x2 mean make, also at the replicated border), and the kernels
+  // uploaded together.
   const int64_t h = foreground.size(0), w = foreground.size(1);
   const int64_t unit = int64_t{1} << levels;
   const int64_t hp = (h + unit - 1) / unit * unit, wp = (w + unit - 1) / unit * unit;
-  at::Tensor a = alpha.clamp(0.f, 1.f);
-  at::Tensor diff = (foreground - background).permute({2, 0, 1}).unsqueeze(0);  // [1, 3, H, W]
-  at::Tensor g = (hp != h || wp != w) ? at::replication_pad2d(diff, {0, wp - w, 0, hp - h}) : diff;
-  // Band l's weight: a smoothstep of alpha over 0.5 +- 2^(l - levels - 1).
-  auto band_weight = [&](int l) {
-    const float width = std::ldexp(1.f, l - levels);
-    return smoothstep((a - 0.5f) / width + 0.5f);
-  };
-  at::Tensor previous = band_weight(0);
-  at::Tensor result = at::addcmul(background, foreground - background, previous.unsqueeze(2));
-  for (int l = 1; l <= levels; ++l) {
-    g = pyramid_down(g);
-    at::Tensor weight = band_weight(l);
-    // One more [1 2 1] pass before the bilinear upsampling hides its kinks.
-    at::Tensor smooth_g = blur_121(g);
-    at::Tensor up = at::upsample_bilinear2d(smooth_g, {hp, wp}, false);
-    if (hp != h || wp != w) up = up.narrow(2, 0, h).narrow(3, 0, w);
-    up = up.squeeze(0).permute({1, 2, 0});  // [H, W, 3]
-    result.addcmul_(up, (weight - previous).unsqueeze(2));
-    previous = weight;
+  const at::Device device = foreground.device();
+  // Host constants, one upload: the 3x3 and 4x4 kernels for 3 channels and
+  // each band's slope 2^(levels - l).
+  constexpr float k3[3] = {0.25f, 0.5f, 0.25f}, k4[4] = {0.125f, 0.375f, 0.375f, 0.125f};
+  at::Tensor host = at::empty({3 * 9 + 3 * 16 + levels + 1}, at::kFloat);
+  float* c = host.data_ptr<float>();
+  for (int ch = 0; ch < 3; ++ch) {
+    for (int i = 0; i < 9; ++i) *c++ = k3[i / 3] * k3[i % 3];
   }
-  return result.contiguous();
+  for (int ch = 0; ch < 3; ++ch) {
+    for (int i = 0; i < 16; ++i) *c++ = k4[i / 4] * k4[i % 4];
+  }
+  for (int l = 0; l <= levels; ++l) *c++ = std::ldexp(1.f, levels - l);
+  const at::Tensor constants = upload(host, device);
+  const at::Tensor blur3 = constants.narrow(0, 0, 27).view({3, 1, 3, 3});
+  const at::Tensor down4 = constants.narrow(0, 27, 48).view({3, 1, 4, 4});
+  const at::Tensor slopes = constants.narrow(0, 75, levels + 1).view({levels + 1, 1, 1});
+  const int64_t one[2] = {1, 1}, two[2] = {2, 2}, zero[2] = {0, 0};
+  auto conv = [&](const at::Tensor& x, const at::Tensor& k, const int64_t* stride) {
+    return at::conv2d(x, k, at::Tensor(), at::IntArrayRef(stride, 2), at::IntArrayRef(zero, 2), at::IntArrayRef(one, 2),
+                      3);
+  };
+  // Band l's weight: a smoothstep of alpha over 0.5 +- 2^(l - levels - 1);
+  // [levels + 1, H, W], then the steps between neighbouring bands.
+  at::Tensor t = (alpha.clamp(0.f, 1.f).sub(0.5f) * slopes).add_(0.5f).clamp_(0.f, 1.f);
+  at::Tensor weights = smoothstep_unit(t);
+  at::Tensor steps = weights.narrow(0, 1, levels) - weights.narrow(0, 0, levels);
+  at::Tensor diff = foreground - background;
+  at::Tensor result = at::addcmul(background, diff, weights.select(0, 0).unsqueeze(2));
+  at::Tensor g = diff.permute({2, 0, 1}).unsqueeze(0);  // [1, 3, H, W]
+  if (hp != h || wp != w) g = at::replication_pad2d(g, {0, wp - w, 0, hp - h});
+  at::Tensor padded = at::replication_pad2d(g, {1, 1, 1, 1});
+  for (int l = 1; l <= levels; ++l) {
+    g = conv(padded, down4, two);
+    padded = at::replication_pad2d(g, {1, 1, 1, 1});
+    // One more [1 2 1] pass before the bilinear upsampling hides its kinks.
+    // Explicit scales keep the padded grid's sample positions while writing
+    // only the H x W pixels.
+    const double scale = std::ldexp(1.0, l);
+    at::Tensor up = at::upsample_bilinear2d(conv(padded, blur3, one), {h, w}, false, scale, scale);
+    result.addcmul_(up.squeeze(0).permute({1, 2, 0}), steps.select(0, l - 1).unsqueeze(2));
+  }
+  return result;
 }
 
 }  // namespace detail

@@ -144,11 +144,67 @@ at::Tensor matrix_tensor(const float (&m)[3][3], const at::Tensor& like) {
   return detail::upload(t, like.device());
 }
 
-// Weighted per-channel mean and standard deviation of [N, C] over weights [N, 1].
-std::pair<at::Tensor, at::Tensor> weighted_stats(const at::Tensor& x, const at::Tensor& w, const at::Tensor& total) {
-  at::Tensor mean = (x * w).sum(0) / total;
-  at::Tensor var = ((x - mean).square() * w).sum(0) / total;
-  return {mean, var.sqrt()};
+// The L*a*b* conversions' constants on a device, from one upload: each
+// conversion is then a few batched ops (on a device every op is a launch).
+//   to_f:     linear RGB -> XYZ / white (rows: RGB in, columns: XYZ out)
+//   to_lab:   f(X), f(Y), f(Z) -> L*, a*, b* (with lab_shift added)
+//   from_lab: L*, a*, b* -> f(X), f(Y), f(Z) (with f_shift added)
+//   to_rgb:   XYZ / white -> linear RGB
+//   low, high: limits of the spread ratio (kMinSpread, kMaxSpread)
+struct LabConstants {
+  at::Tensor to_f, to_lab, lab_shift, from_lab, f_shift, to_rgb, low, high;
+
+  explicit LabConstants(at::Device device) {
+    at::Tensor host = at::zeros({4 * 9 + 4 * 3}, at::kFloat);
+    float* p = host.data_ptr<float>();
+    float* to_f_p = p;
+    float* to_lab_p = p + 9;
+    float* from_lab_p = p + 18;
+    float* to_rgb_p = p + 27;
+    float* lab_shift_p = p + 36;
+    float* f_shift_p = p + 39;
+    float* low_p = p + 42;
+    float* high_p = p + 45;
+    for (int i = 0; i < 3; ++i) {
+      for (int k = 0; k < 3; ++k) {
+        to_f_p[i * 3 + k] = kRgbToXyz[k][i] / kWhite[k];
+        to_rgb_p[k * 3 + i] = kXyzToRgb[i][k] * kWhite[k];
+      }
+    }
+    // L* = 116 fy - 16, a* = 500 (fx - fy), b* = 200 (fy - fz).
+    to_lab_p[0 * 3 + 1] = 500.f;
+    to_lab_p[1 * 3 + 0] = 116.f, to_lab_p[1 * 3 + 1] = -500.f, to_lab_p[1 * 3 + 2] = 200.f;
+    to_lab_p[2 * 3 + 2] = -200.f;
+    lab_shift_p[0] = -16.f;
+    // fy = (L* + 16) / 116, fx = fy + a* / 500, fz = fy - b* / 200.
+    for (int k = 0; k < 3; ++k) from_lab_p[0 * 3 + k] = 1.f / 116.f, f_shift_p[k] = 16.f / 116.f;
+    from_lab_p[1 * 3 + 0] = 1.f / 500.f;
+    from_lab_p[2 * 3 + 2] = -1.f / 200.f;
+    for (int c = 0; c < 3; ++c) low_p[c] = float(kMinSpread[c]), high_p[c] = float(kMaxSpread[c]);
+    const at::Tensor all = detail::upload(host, device);
+    auto part = [&](int64_t offset, int64_t n) { return all.narrow(0, offset, n); };
+    to_f = part(0, 9).view({3, 3});
+    to_lab = part(9, 9).view({3, 3});
+    from_lab = part(18, 9).view({3, 3});
+    to_rgb = part(27, 9).view({3, 3});
+    lab_shift = part(36, 3);
+    f_shift = part(39, 3);
+    low = part(42, 3);
+    high = part(45, 3);
+  }
+};
+
+// [..., 3] sRGB 0..255 -> L*a*b* and back with ATen ops (any device).
+at::Tensor rgb_to_lab_with(const at::Tensor& rgb, const LabConstants& k) {
+  at::Tensor t = at::matmul(detail::srgb_to_linear(rgb), k.to_f);
+  at::Tensor f = at::where(t > kDelta3, t.clamp_min(0.f).pow(1.0 / 3.0), t * kLinearSlope + kOffset);
+  return at::addmm(k.lab_shift, f.reshape({-1, 3}), k.to_lab).view(rgb.sizes());
+}
+
+at::Tensor lab_to_rgb_with(const at::Tensor& lab, const LabConstants& k) {
+  at::Tensor f = at::addmm(k.f_shift, lab.reshape({-1, 3}), k.from_lab).view(lab.sizes());
+  at::Tensor t = at::where(f > kDelta, f.pow(3), (f - kOffset) / kLinearSlope);
+  return detail::linear_to_srgb(at::matmul(t, k.to_rgb));
 }
 
 // Root-mean-square chroma of an sRGB image inside the weights (0 for grey).
@@ -310,21 +366,24 @@ at::Tensor linear_to_srgb(const at::Tensor& linear) {
   return at::where(c <= 0.0031308f, c * 12.92f, c.pow(1.0 / 2.4) * 1.055f - 0.055f) * 255.f;
 }
 
-at::Tensor rgb_to_lab_aten(const at::Tensor& rgb) {
-  at::Tensor xyz = at::matmul(srgb_to_linear(rgb), matrix_tensor(kRgbToXyz, rgb).t());
-  at::Tensor white = detail::upload(at::tensor({kWhite[0], kWhite[1], kWhite[2]}, at::kFloat), rgb.device());
-  at::Tensor t = xyz / white;
-  at::Tensor f = at::where(t > kDelta3, t.clamp_min(0.f).pow(1.0 / 3.0), t * kLinearSlope + kOffset);
-  at::Tensor fx = f.select(2, 0), fy = f.select(2, 1), fz = f.select(2, 2);
-  return at::stack({fy * 116.f - 16.f, (fx - fy) * 500.f, (fy - fz) * 200.f}, 2);
-}
+at::Tensor rgb_to_lab_aten(const at::Tensor& rgb) { return rgb_to_lab_with(rgb, LabConstants(rgb.device())); }
 
-at::Tensor lab_to_rgb_aten(const at::Tensor& lab) {
-  at::Tensor fy = (lab.select(2, 0) + 16.f) / 116.f;
-  at::Tensor f = at::stack({fy + lab.select(2, 1) / 500.f, fy, fy - lab.select(2, 2) / 200.f}, 2);
-  at::Tensor t = at::where(f > kDelta, f.pow(3), (f - kOffset) / kLinearSlope);
-  at::Tensor white = detail::upload(at::tensor({kWhite[0], kWhite[1], kWhite[2]}, at::kFloat), lab.device());
-  return linear_to_srgb(at::matmul(t * white, matrix_tensor(kXyzToRgb, lab).t()));
+at::Tensor lab_to_rgb_aten(const at::Tensor& lab) { return lab_to_rgb_with(lab, LabConstants(lab.device())); }
+
+at::Tensor lab_transfer_aten(const at::Tensor& source, const at::Tensor& target, const at::Tensor& region) {
+  // Source and target go through the conversion and the statistics
+  // together, as one [2, N, 3] batch.
+  const int64_t n = source.size(0) * source.size(1);
+  const LabConstants k(source.device());
+  at::Tensor w = region.clamp(0.f, 1.f).reshape({n, 1});
+  at::Tensor total = w.sum().clamp_min(1e-6);
+  at::Tensor lab = rgb_to_lab_with(at::stack({source, target}), k).view({2, n, 3});
+  at::Tensor mean = (lab * w).sum(1, true) / total;                            // [2, 1, 3]
+  at::Tensor spread = ((lab - mean).square() * w).sum(1).div_(total).sqrt_();  // [2, 3]
+  at::Tensor scale = at::maximum(at::minimum(spread.select(0, 1) / spread.select(0, 0).clamp_min(1e-3), k.high), k.low);
+  at::Tensor shift = mean.select(0, 1).squeeze(0) - mean.select(0, 0).squeeze(0) * scale;
+  at::Tensor moved = at::addcmul(shift, lab.select(0, 0), scale).view(source.sizes());
+  return lab_to_rgb_with(moved, k).clamp_(0.f, 255.f);
 }
 
 at::Tensor rgb_to_lab(const at::Tensor& rgb) {
@@ -359,20 +418,9 @@ at::Tensor transfer_colour(const at::Tensor& source, const at::Tensor& target, c
     // The CPU loops keep values in 0..255: no clamping pass.
     return lab_transfer_cpu(result, target, region);
   }
+  if (lab) return detail::lab_transfer_aten(result, target, region);
   at::Tensor w = region.clamp(0.f, 1.f).reshape({n, 1});
   at::Tensor total = w.sum().clamp_min(1e-6);
-  if (lab) {
-    at::Tensor lab_s = detail::rgb_to_lab(result).view({n, 3});
-    at::Tensor lab_t = detail::rgb_to_lab(target).view({n, 3});
-    auto [mean_s, std_s] = weighted_stats(lab_s, w, total);
-    auto [mean_t, std_t] = weighted_stats(lab_t, w, total);
-    at::Tensor low = at::tensor(std::vector<float>{float(kMinSpread[0]), float(kMinSpread[1]), float(kMinSpread[2])});
-    at::Tensor high = at::tensor(std::vector<float>{float(kMaxSpread[0]), float(kMaxSpread[1]), float(kMaxSpread[2])});
-    at::Tensor scale = at::maximum(at::minimum(std_t / std_s.clamp_min(1e-3), detail::upload(high, std_t.device())),
-                                   detail::upload(low, std_t.device()));
-    at::Tensor shift = mean_t - mean_s * scale;
-    return detail::lab_to_rgb(at::addcmul(shift, lab_s, scale).view(source.sizes())).clamp(0.f, 255.f).contiguous();
-  }
   // Relighting alone keeps the source's colours, except on a target without
   // colour (greyscale photo): then its chroma goes as well.
   const float chroma_t = rgb_chroma(target.reshape({n, 3}), w, total).item<float>();

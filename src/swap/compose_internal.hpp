@@ -12,6 +12,13 @@
 
 namespace visage::swap::detail {
 
+// 1 - x, and the smoothstep t^2 (3 - 2t) of a t already within 0..1, each
+// in the fewest ATen ops: in ATen's C++ operators a float minus a tensor is
+// three (a tensor filled with the float, then a subtraction in place), which
+// on a device means two launches.
+at::Tensor one_minus(const at::Tensor& x);
+at::Tensor smoothstep_unit(const at::Tensor& t);
+
 // `host` (a CPU tensor) on `device` without waiting for the stream: copied
 // through pinned memory with a non-blocking copy (a plain .to(device) from
 // pageable memory waits for all the work queued before it). On the CPU, or
@@ -23,10 +30,6 @@ at::Tensor upload(const at::Tensor& host, at::Device device);
 // box-downsampled copy and upsample it bilinearly (with the variance those two
 // add subtracted), which keeps the cost flat in sigma.
 at::Tensor gaussian_blur_nchw(const at::Tensor& input, float sigma);
-
-// Depthwise 2-D convolution of [N, C, H, W] with one [kh, kw] kernel for
-// every channel, no padding, stride 1.
-at::Tensor depthwise_conv(const at::Tensor& input, const at::Tensor& kernel);
 
 // fill_polygons on a device: the CPU computes each edge's signed-area
 // deposits (a few per edge and pixel row, O(perimeter)), the device sums
@@ -60,6 +63,11 @@ at::Tensor rgb_to_lab(const at::Tensor& rgb);
 at::Tensor lab_to_rgb(const at::Tensor& lab);
 at::Tensor rgb_to_lab_aten(const at::Tensor& rgb);
 at::Tensor lab_to_rgb_aten(const at::Tensor& lab);
+
+// transfer_colour's L*a*b* statistics transfer with ATen ops (any device;
+// the CPU runs fused loops): source and target converted and measured as
+// one batch. Result clamped to 0..255.
+at::Tensor lab_transfer_aten(const at::Tensor& source, const at::Tensor& target, const at::Tensor& region);
 
 // sRGB 0..255 <-> linear light 0..1 (elementwise, any shape).
 at::Tensor srgb_to_linear(const at::Tensor& srgb);

@@ -452,7 +452,8 @@ at::Tensor warp_in_place(at::Tensor roi, const at::Tensor& coarse, int64_t step,
     throw std::invalid_argument("warp_in_place: the field does not cover the region");
   if (roi.device().is_cpu()) return warp_in_place_cpu(roi, coarse, step, box_x, box_y, box_w, box_h);
   at::Tensor warped = warp_by_field(roi, coarse, step);
-  roi.copy_(warped.round().clamp(0, 255).to(at::kByte));
+  // Rounded and clamped, the float values are exact bytes: copy_ converts.
+  roi.copy_(warped.round().clamp_(0, 255));
   return warped.narrow(0, box_y, box_h).narrow(1, box_x, box_w).contiguous();
 }
 
@@ -470,17 +471,21 @@ void paste_face(at::Tensor out_roi, const at::Tensor& background, int64_t box_x,
   }
   at::Tensor composite = blended;
   if (scaled) {
-    auto up = [&](const at::Tensor& hwc) {
-      return at::upsample_bilinear2d(hwc.permute({2, 0, 1}).unsqueeze(0), {box_h, box_w}, false)
-          .squeeze(0)
-          .permute({1, 2, 0});
-    };
+    // The three upsampled in one call: [1, 7, h, w].
+    at::Tensor planes = at::cat({blended, small_background, alpha.unsqueeze(2)}, 2).permute({2, 0, 1}).unsqueeze(0);
+    at::Tensor up = at::upsample_bilinear2d(planes, {box_h, box_w}, false).squeeze(0).permute({1, 2, 0});
     at::Tensor full = background.narrow(0, box_y, box_h).narrow(1, box_x, box_w);
-    composite = up(blended) + (1.f - up(alpha.unsqueeze(2))) * (full - up(small_background));
+    composite = at::addcmul(up.narrow(2, 0, 3), one_minus(up.narrow(2, 6, 1)), full - up.narrow(2, 3, 3));
+  }
+  // Rounded and clamped, the float values are exact bytes: copy_ converts.
+  const bool whole = box_x == 0 && box_y == 0 && box_w == out_roi.size(1) && box_h == out_roi.size(0);
+  if (whole) {
+    out_roi.copy_(composite.round().clamp_(0, 255));
+    return;
   }
   at::Tensor result = background.clone();
   result.narrow(0, box_y, box_h).narrow(1, box_x, box_w).copy_(composite);
-  out_roi.copy_(result.round().clamp(0, 255).to(at::kByte));
+  out_roi.copy_(result.round_().clamp_(0, 255));
 }
 
 }  // namespace visage::swap::detail

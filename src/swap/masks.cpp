@@ -239,11 +239,20 @@ at::Tensor separable_blur_cpu(const at::Tensor& input, const std::vector<float>&
 at::Tensor separable_blur(const at::Tensor& x, float sigma) {
   const auto k1 = gaussian_kernel(sigma);
   if (x.device().is_cpu()) return separable_blur_cpu(x, k1);
-  const int64_t r = static_cast<int64_t>(k1.size() / 2);
-  at::Tensor k = detail::upload(at::tensor(at::ArrayRef<float>(k1), at::kFloat), x.device());
+  const int64_t r = static_cast<int64_t>(k1.size() / 2), n = static_cast<int64_t>(k1.size()), c = x.size(1);
+  // The depthwise weights of every channel, built on the host and sent in
+  // one upload: [C, 1, 1, K] for rows, the same memory as [C, 1, K, 1] for columns.
+  at::Tensor host = at::empty({c, n}, at::kFloat);
+  for (int64_t i = 0; i < c; ++i) std::copy(k1.begin(), k1.end(), host.data_ptr<float>() + i * n);
+  at::Tensor k = detail::upload(host, x.device());
+  const int64_t one[2] = {1, 1}, zero[2] = {0, 0};
+  auto conv = [&](const at::Tensor& input, const at::Tensor& weight) {
+    return at::conv2d(input, weight, at::Tensor(), at::IntArrayRef(one, 2), at::IntArrayRef(zero, 2),
+                      at::IntArrayRef(one, 2), c);
+  };
   // Replicate padding, one axis at a time.
-  at::Tensor h = detail::depthwise_conv(at::replication_pad2d(x, {r, r, 0, 0}), k.view({1, -1}));
-  return detail::depthwise_conv(at::replication_pad2d(h, {0, 0, r, r}), k.view({-1, 1}));
+  at::Tensor h = conv(at::replication_pad2d(x, {r, r, 0, 0}), k.view({c, 1, 1, n}));
+  return conv(at::replication_pad2d(h, {0, 0, r, r}), k.view({c, 1, n, 1}));
 }
 
 // Squared 1-D distance transform (Felzenszwalb & Huttenlocher) over `n`
@@ -317,8 +326,9 @@ at::Tensor capped_distance_to_outside(const at::Tensor& mask, int64_t cap) {
   auto pass = [&](const at::Tensor& f) {
     const int64_t rows = f.size(0), cols = f.size(1);
     at::Tensor padded = at::constant_pad_nd(f, {0, 0, cap, cap}, far);
-    at::Tensor out = at::empty({rows, cols}, opts);
     const int64_t block = std::max<int64_t>(1, (int64_t{1} << 24) / std::max<int64_t>(1, cols * k));
+    if (block >= rows) return at::amin(padded.unfold(0, k, 1) + offsets, 2);  // one block (a face's mask)
+    at::Tensor out = at::empty({rows, cols}, opts);
     for (int64_t r0 = 0; r0 < rows; r0 += block) {
       const int64_t n = std::min(block, rows - r0);
       // [n + 2 cap, W'] -> [n, W', k]: window j of row r is padded row r + j.
@@ -327,7 +337,7 @@ at::Tensor capped_distance_to_outside(const at::Tensor& mask, int64_t cap) {
     }
     return out;
   };
-  at::Tensor f = at::where(mask < 0.5f, at::zeros({}, opts), at::full({}, far, opts));
+  at::Tensor f = (mask >= 0.5f) * far;  // 0 outside, far inside
   at::Tensor columns = pass(f);
   return pass(columns.t().contiguous()).t().clamp_max(far).sqrt();
 }
@@ -346,6 +356,10 @@ constexpr float kSkinFrom = 12.f, kOccluderFrom = 30.f;
 }  // namespace
 
 namespace detail {
+
+at::Tensor one_minus(const at::Tensor& x) { return at::rsub(x, 1.f); }
+
+at::Tensor smoothstep_unit(const at::Tensor& t) { return t * t * at::rsub(t * 2.f, 3.f); }
 
 at::Tensor upload(const at::Tensor& host, at::Device device) {
   if (device.is_cpu() || !host.is_cpu()) return host.to(device);
@@ -374,10 +388,10 @@ at::Tensor skin_occlusion_aten(const at::Tensor& lab_image, const at::Tensor& sk
     if (iteration > 0) cov = cov * float(kTrimmedSpread);
     at::Tensor inv = at::inverse(cov);
     d2 = (at::mm(centred, inv) * centred).sum(1, true);
-    weight = sample * (1.f - d2 / kSkinCut).clamp_min(0.f).square();
+    weight = sample * one_minus(d2 / kSkinCut).clamp_min(0.f).square();
   }
   at::Tensor t = ((d2 - kSkinFrom) / (kOccluderFrom - kSkinFrom)).clamp(0.f, 1.f);
-  at::Tensor occluded = (t * t * (3.f - 2.f * t)).view({h, w}) * face_region.clamp(0.f, 1.f);
+  at::Tensor occluded = smoothstep_unit(t).view({h, w}) * face_region.clamp(0.f, 1.f);
   return occluded;
 }
 
@@ -478,16 +492,7 @@ at::Tensor feather_mask_aten(const at::Tensor& mask, float radius) {
   const int64_t cap = static_cast<int64_t>(std::ceil(radius + 0.5f)) + 1;
   at::Tensor dist = capped_distance_to_outside(mask, cap);
   at::Tensor t = ((dist - 0.5f) * (1.f / radius)).clamp(0.f, 1.f);
-  return at::minimum(t * t * (3.f - 2.f * t), mask);
-}
-
-at::Tensor depthwise_conv(const at::Tensor& input, const at::Tensor& kernel) {
-  const int64_t c = input.size(1);
-  at::Tensor weight =
-      kernel.view({1, 1, kernel.size(0), kernel.size(1)}).expand({c, 1, kernel.size(0), kernel.size(1)});
-  const int64_t one[2] = {1, 1}, zero[2] = {0, 0};
-  return at::conv2d(input, weight.contiguous(), at::Tensor(), at::IntArrayRef(one, 2), at::IntArrayRef(zero, 2),
-                    at::IntArrayRef(one, 2), c);
+  return at::minimum(smoothstep_unit(t), mask);
 }
 
 at::Tensor gaussian_blur_nchw(const at::Tensor& input, float sigma) {
@@ -596,7 +601,7 @@ at::Tensor skin_visibility_mask(const at::Tensor& image, const at::Tensor& face_
   // Grow occluders a little (their fringes blend into the skin) and smooth.
   at::Tensor grown = blur_mask(occluded, 2.f);
   occluded = at::maximum(occluded, (grown * 2.f).clamp_max(1.f));
-  return (1.f - blur_mask(occluded, 1.f)).contiguous();
+  return detail::one_minus(blur_mask(occluded, 1.f));
 }
 
 }  // namespace visage::swap

@@ -111,8 +111,9 @@ Correspondence mesh_correspondence(std::span<const Point3> dst, std::span<const 
                                    std::span<const int> mirror, const Triangles& triangles, int height, int width) {
   Correspondence out;
   out.covered = at::empty({height, width}, at::kFloat);
-  out.direct = at::empty({height, width, 3}, at::kFloat);
-  out.mirrored = at::empty({height, width, 3}, at::kFloat);
+  out.pairs = at::empty({2, height, width, 3}, at::kFloat);
+  out.direct = out.pairs.select(0, 0);
+  out.mirrored = out.pairs.select(0, 1);
   mesh_correspondence_into(dst, src, mirror, triangles, height, width, out.covered.data_ptr<float>(),
                            out.direct.data_ptr<float>(), out.mirrored.data_ptr<float>());
   return out;
@@ -224,7 +225,7 @@ Correspondence mesh_correspondence_aten(const at::Tensor& geometry, const at::Te
   // does (negative floats' magnitude bits flipped), then the row number
   // (earlier triangle wins a tie), in one int64 key for a scatter minimum.
   at::Tensor bits = z.view(at::kInt).to(at::kLong);
-  bits = at::where(bits >= 0, bits, int64_t{-2147483649} - bits);
+  bits = at::where(bits >= 0, bits, at::rsub(bits, int64_t{-2147483649}));
   at::Tensor key = at::where(inside, bits * int64_t{4294967296} + row, at::full({}, kNone, lopts));
   at::Tensor nearest = at::full({pixels}, kNone, lopts);
   nearest.scatter_reduce_(0, pixel, key, "amin", /*include_self=*/true);
@@ -237,8 +238,9 @@ Correspondence mesh_correspondence_aten(const at::Tensor& geometry, const at::Te
   at::Tensor cov = covered.to(at::kFloat);
   at::Tensor points = (u * s.narrow(2, 2, 6) + v * s.narrow(2, 8, 6) + s.narrow(2, 14, 6)) * cov;
   out.covered = cov.view({height, width});
-  out.direct = points.narrow(2, 0, 3).contiguous();
-  out.mirrored = points.narrow(2, 3, 3).contiguous();
+  out.pairs = points.view({height, width, 2, 3}).permute({2, 0, 1, 3}).contiguous();
+  out.direct = out.pairs.select(0, 0);
+  out.mirrored = out.pairs.select(0, 1);
   return out;
 }
 

@@ -37,6 +37,9 @@ struct Correspondence {
   at::Tensor covered;   // [H, W], 1 where a triangle covers the pixel
   at::Tensor direct;    // [H, W, 3]: x, y in src pixels and the src depth at that point
   at::Tensor mirrored;  // [H, W, 3]: the same from the mirrored triangle
+  // [2, H, W, 3]: direct and mirrored in one tensor, where they were made
+  // so (direct and mirrored are then its views); may be undefined.
+  at::Tensor pairs;
 };
 Correspondence mesh_correspondence(std::span<const Point3> dst, std::span<const Point3> src,
                                    std::span<const int> mirror, const Triangles& triangles, int height, int width);

@@ -260,13 +260,13 @@ std::vector<Point3> shifted(std::span<const Point3> mesh, float dx, float dy) {
   return out;
 }
 
-// Pixel grid of a w x h region as normalised grid_sampler coordinates of an
-// image of size src_w x src_h, from per-pixel source positions [H, W, >=2].
+// Per-pixel source positions [N, H, W, >=2] as normalised grid_sampler
+// coordinates [N, H, W, 2] of an image of size src_w x src_h.
 at::Tensor sampling_grid(const at::Tensor& positions, int src_w, int src_h) {
   // Scalars, not a [2] scale tensor: on a device that was an upload and a
   // wait for the stream.
-  at::Tensor x = positions.select(2, 0) * (2.f / src_w), y = positions.select(2, 1) * (2.f / src_h);
-  return (at::stack({x, y}, 2) - 1.f).unsqueeze(0).contiguous();
+  at::Tensor x = positions.select(3, 0) * (2.f / src_w), y = positions.select(3, 1) * (2.f / src_h);
+  return at::stack({x, y}, 3).sub_(1.f);
 }
 
 // The rasters of one face: the mesh correspondence (per-pixel source
@@ -364,8 +364,9 @@ class FaceRasters {
       fill_polygons_into(p + 7 * sub + static_cast<int64_t>(i) * plane, h_, w_, sets_[i]);
     at::Tensor all = host.to(device_, at::kFloat, /*non_blocking=*/true);
     corr_.covered = all.narrow(0, 0, sub).view({sh, sw});
-    corr_.direct = all.narrow(0, sub, 3 * sub).view({sh, sw, 3});
-    corr_.mirrored = all.narrow(0, 4 * sub, 3 * sub).view({sh, sw, 3});
+    corr_.pairs = all.narrow(0, sub, 6 * sub).view({2, sh, sw, 3});
+    corr_.direct = corr_.pairs.select(0, 0);
+    corr_.mirrored = corr_.pairs.select(0, 1);
     for (size_t i = 0; i < sets_.size(); ++i)
       fills_.push_back(all.narrow(0, 7 * sub + static_cast<int64_t>(i) * plane, plane).view({h_, w_}));
   }
@@ -523,8 +524,8 @@ at::Tensor match_edges(const at::Tensor& layer, const at::Tensor& target, const 
   at::Tensor diff = local.narrow(0, 0, 3) / support.clamp_min(1e-3f) * (support / 0.2f).clamp(0.f, 1.f);
   at::Tensor inside = blur_mask(alpha, 0.5f * reach);
   at::Tensor t = ((inside - 0.5f) / 0.45f).clamp(0.f, 1.f);
-  at::Tensor edge = 1.f - t * t * (3.f - 2.f * t);
-  return layer + diff.permute({1, 2, 0}) * edge.unsqueeze(2);
+  at::Tensor edge = detail::one_minus(detail::smoothstep_unit(t));
+  return at::addcmul(layer, diff.permute({1, 2, 0}), edge.unsqueeze(2));
 }
 
 }  // namespace
@@ -798,21 +799,24 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
     stage.next("swap.texture");
     const Correspondence& corr = rasters.correspondence();
     const int tex_w = static_cast<int>(src.texture.size(3)), tex_h = static_cast<int>(src.texture.size(2));
-    auto sample = [&](const at::Tensor& p) {  // positions, already on the device
-      at::Tensor s = at::grid_sampler(src.texture, sampling_grid(p, tex_w, tex_h), 0, 1, false);
-      s = s.squeeze(0).permute({1, 2, 0}).contiguous();  // [H, W, 6]
-      // usable x (the point is the nearest surface there: not hidden behind the nose or turned away)
-      at::Tensor hidden = (p.select(2, 2) - s.select(2, 4)) / src.depth_tolerance;
-      at::Tensor ok = s.select(2, 3) * (1.f - hidden).clamp(0.f, 1.f);
-      // Texture seen at a grazing angle (the far cheek and temple of a
-      // turned head) is stretched and mixed with the hair and background
-      // behind the silhouette: usable from 84 degrees, fully from 66.
-      at::Tensor g = ((s.select(2, 5) - 0.1f) / 0.3f).clamp(0.f, 1.f);
-      ok = ok * g * g * (3.f - 2.f * g);
-      return std::make_tuple(s.narrow(2, 0, 3), ok, s.select(2, 5));
-    };
-    auto [direct_rgb, direct_ok, direct_facing] = sample(corr.direct);
-    auto [mirror_rgb, mirror_ok, mirror_facing] = sample(corr.mirrored);
+    // The direct (0) and mirrored (1) points looked up together: [2, H, W, 6].
+    const at::Tensor points = corr.pairs.defined() ? corr.pairs : at::stack({corr.direct, corr.mirrored});
+    const at::Tensor samples =
+        at::grid_sampler(src.texture, sampling_grid(points.view({1, 2 * sh, sw, 3}), tex_w, tex_h), 0, 1, false)
+            .view({6, 2, sh, sw})
+            .permute({1, 2, 3, 0})
+            .contiguous();
+    // usable x (the point is the nearest surface there: not hidden behind the nose or turned away)
+    at::Tensor hidden = (points.select(3, 2) - samples.select(3, 4)) / src.depth_tolerance;
+    at::Tensor ok = samples.select(3, 3) * (1.f - hidden).clamp(0.f, 1.f);
+    // Texture seen at a grazing angle (the far cheek and temple of a turned
+    // head) is stretched and mixed with the hair and background behind the
+    // silhouette: usable from 84 degrees, fully from 66.
+    at::Tensor grazing = ((samples.select(3, 5) - 0.1f) / 0.3f).clamp(0.f, 1.f);
+    ok = ok * grazing * grazing * (3.f - 2.f * grazing);
+    at::Tensor direct_rgb = samples.select(0, 0).narrow(2, 0, 3), mirror_rgb = samples.select(0, 1).narrow(2, 0, 3);
+    at::Tensor direct_ok = ok.select(0, 0), mirror_ok = ok.select(0, 1);
+    at::Tensor direct_facing = samples.select(0, 0).select(2, 5), mirror_facing = samples.select(0, 1).select(2, 5);
     // The mirrored side carries the other side's lighting (a three-quarter
     // source is mostly lit on the side it turns to): matched to the direct
     // side where both are usable, it meets it without a seam.
@@ -838,21 +842,22 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
     // 4. Masks, colour, blend.
     stage.next("swap.masks");
     at::Tensor hull = rasters.fill(hull_id);
-    at::Tensor mask = at::ones({h, w}, at::TensorOptions().dtype(at::kFloat).device(device));
+    // The fills lie within 0..1: the first mask taken needs no minimum with 1.
+    at::Tensor mask = covered;
     if (options.mask.region) {
       at::Tensor region = rasters.fill(region_id);
       if (excluded_id >= 0) region = at::clamp_min(region - rasters.fill(excluded_id), 0.f);
       mask = at::minimum(mask, region);
     }
     if (options.mask.box) mask = at::minimum(mask, rasters.fill(box_id));
-    mask = at::minimum(mask, covered) * forehead_ramp(parts, h, w, device);
+    mask = mask * forehead_ramp(parts, h, w, device);
     for (int e = 0; e < 2; ++e) {
       if (closed_eyes[e] <= 0.f) continue;
       // The whole grown eye stays, fading out over ~6% of the face around
       // it: the target's lid and the source's skin around it differ in
       // texture, and a hard oval reads as a patch.
       at::Tensor keep = at::clamp_max(blur_mask(rasters.fill(grown_eye_ids[e]), 0.03f * face_size) * 2.f, 1.f);
-      mask = mask * (1.f - closed_eyes[e] * keep);
+      mask = mask * detail::one_minus(keep * closed_eyes[e]);
     }
     if (eyes_by_colour) {
       // Without the attention mesh's lid gap (another landmarker), and only
@@ -876,7 +881,7 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
       for (int e = 0; e < 2; ++e) {
         const at::Tensor& inside = rasters.fill(eye_ids[e]);
         sums.push_back(inside.sum());
-        sums.push_back(((1.f - target_skin) * inside).sum());
+        sums.push_back((detail::one_minus(target_skin) * inside).sum());
         sums.push_back((luminance * inside).sum());
       }
       const at::Tensor host_sums = at::stack(sums).to(at::kCPU);
@@ -890,7 +895,7 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
         // Sunglasses are not skin-coloured either, but far darker than a lid.
         const float eye_luminance = eye_sums[2] / area;
         if (open >= kClosedEyeBelow || eye_luminance < 0.6f * cheek_luminance) continue;
-        mask = mask * (1.f - rasters.fill(grown_eye_ids[e]));
+        mask = mask * detail::one_minus(rasters.fill(grown_eye_ids[e]));
       }
     }
     at::Tensor feathered = feather_mask(mask, std::max(1.f, options.mask.blur * 0.25f * face_size));
@@ -912,17 +917,17 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
       at::Tensor region = at::maximum(hull, rasters.fill(old_hull_id));
       at::Tensor skin_sample =
           at::clamp_min(rasters.fill(old_cheeks_id) - blur_mask(not_occluder, 0.04f * face_size) * 4.f, 0.f);
-      at::Tensor occluded = 1.f - skin_visibility_mask(bg_hwc, region, skin_sample);
+      at::Tensor occluded = detail::one_minus(skin_visibility_mask(bg_hwc, region, skin_sample));
       // Occluders reach in from outside the face (hair, fingers, a
       // microphone) or out of the mouth (a tongue): seeds are the band along
       // the outline and the mouth with the lips; dark spots inside the face
       // that touch neither stay the source's.
       at::Tensor inner = feather_mask(region, 0.08f * face_size);
       at::Tensor seeds = at::maximum((inner < 0.5f).to(at::kFloat), rasters.fill(old_mouth_id));
-      at::Tensor candidate = occluded * (1.f - not_occluder);
+      at::Tensor candidate = occluded * detail::one_minus(not_occluder);
       at::Tensor reach = connected_to(candidate, seeds, 0.5f);
       reach = at::clamp_max(blur_mask(reach, 2.f) * 3.f, 1.f);
-      feathered = feathered * (1.f - candidate * reach);
+      feathered = feathered * detail::one_minus(candidate * reach);
     }
     stage.next("swap.colour");
     if (options.colour != ColourTransfer::none) {
