@@ -649,8 +649,13 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
   const SwapOptions& options = impl_->options;
   const auto& topo = mesh_topology();
   at::Device device = device_of(options);
+  // A host frame composed on a device: only each face's region travels, up
+  // before and down after (one wait per face), not the whole frame both
+  // ways. The face enhancer works on the frame on the device.
+  const bool regions_only = !device.is_cpu() && target_in.is_cpu() && !impl_->enhancer;
   std::optional<StageScope> frame_stage(std::in_place, "swap.frame_in");
-  at::Tensor out = target_in.to(device).contiguous().clone();
+  at::Tensor out =
+      regions_only ? target_in.clone(at::MemoryFormat::Contiguous) : target_in.to(device).contiguous().clone();
   frame_stage.reset();
   impl_->swapped = 0;
   std::vector<Face> swapped_faces;  // with their new meshes, for the enhancer
@@ -677,7 +682,14 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
     float face_size = std::max(face_box.width, face_box.height);
     std::vector<Point3> old_local = shifted(old_mesh, -roi.x0, -roi.y0);
     std::vector<Point3> new_local = shifted(new_mesh, -roi.x0, -roi.y0);
-    at::Tensor roi_pixels = out.narrow(0, roi.y0, roi.height).narrow(1, roi.x0, roi.width);  // uint8 view
+    const at::Tensor frame_roi = out.narrow(0, roi.y0, roi.height).narrow(1, roi.x0, roi.width);  // uint8 view
+    at::Tensor roi_pixels = frame_roi;
+    if (regions_only) {
+      // Through pinned memory without waiting (the caching host allocator
+      // keeps the buffer until the copy is done).
+      at::Tensor staged = at::empty(frame_roi.sizes(), frame_roi.options().pinned_memory(true));
+      roi_pixels = staged.copy_(frame_roi).to(device, at::kByte, /*non_blocking=*/true);
+    }
 
     // Every mask below is zero beyond the two meshes' box: after the outline
     // warp everything works in that box (the "compose box"), with a margin
@@ -950,6 +962,7 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
     stage.next("swap.paste");
     detail::paste_face(roi_pixels.narrow(0, cy0, ch).narrow(1, cx0, cw), bg_box, 0, 0, cw, ch, blended, bg_hwc,
                        feathered);
+    if (regions_only) frame_roi.copy_(roi_pixels);
     ++impl_->swapped;
     if (impl_->enhancer) {
       Face f = job.target;
