@@ -27,6 +27,7 @@
 #include "swap/compose_internal.hpp"
 #include "swap/mesh_raster.hpp"
 #include "swap/mesh_topology.hpp"
+#include "swap/shape_transfer.hpp"
 #include "swap/stage_scope.hpp"
 #include "visage/enhance.hpp"
 #include "visage/swap.hpp"
@@ -138,17 +139,6 @@ float frontalness(std::span<const Point3> mesh) {
   at::Tensor m = normalised_shape(mesh);
   at::Tensor r = kabsch(canonical_tensor(), m);  // canonical.mm(r) ~ m
   return static_cast<float>(r[2][2].item<double>());
-}
-
-// The source shape placed onto the target mesh (3D similarity), as the target
-// mesh would be with the source's face shape.
-at::Tensor fit_shape(const at::Tensor& shape, std::span<const Point3> target) {
-  at::Tensor t = as_tensor(target.first(mesh_vertices));
-  at::Tensor mean = t.mean(0, true);
-  at::Tensor tc = t - mean;
-  double scale = tc.pow(2).sum(1).mean().sqrt().item<double>();
-  at::Tensor r = kabsch(shape, tc / scale);
-  return shape.mm(r) * scale + mean;
 }
 
 // Polygons of the face's parts from the 68 points, in ROI pixels.
@@ -666,15 +656,9 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
     std::span<const Point3> old_mesh(job.target.mesh.data(), mesh_vertices);
     StageScope stage("swap.shape");
 
-    // 1. Shape: the target mesh moved towards the source's shape; expression parts rigidly.
-    at::Tensor fitted = fit_shape(as_tensor(src.shape), old_mesh);
-    at::Tensor delta = (fitted - as_tensor(old_mesh)) * static_cast<double>(options.shape_weight);
-    for (const auto* region : {&topo.mouth, &topo.left_eye, &topo.right_eye}) {
-      if (region->empty()) continue;
-      at::Tensor ids = at::tensor(std::vector<int64_t>(region->begin(), region->end()));
-      delta.index_copy_(0, ids, delta.index_select(0, ids).mean(0, true).expand({ids.size(0), 3}).contiguous());
-    }
-    std::vector<Point3> new_mesh = as_points(as_tensor(old_mesh) + delta);
+    // 1. Shape: the target mesh moved towards the source's shape, in the
+    // target's expression (jaw opening, lips, eyes).
+    std::vector<Point3> new_mesh = transfer_shape(src.shape, old_mesh, options.shape_weight);
 
     stage.next("swap.outline");
     Roi roi = roi_around(old_mesh, new_mesh, out.size(1), out.size(0), 0.3f);
