@@ -1,11 +1,12 @@
 // Identity shape for the mesh swapper. A face shape measured on one photo
 // holds expression as well as identity: above all how far the mouth is open.
 // Fitted as it is onto a target that speaks, a source with a closed mouth
-// pulled the target's chin up by a fifth of the eye distance and the lips a
-// tenth (the lips then no longer met the target's own mouth interior, which
-// stays where it was), and the similarity fit, pulled by the jaw, misplaced
-// the brows and eyes too. So the source's lower jaw is first turned about
-// its hinge to the target's opening; what remains is the difference in shape.
+// pulled the target's chin up by 0.12 of the eye distance and the lips by
+// 0.06 (the lips then no longer framed the target's own mouth interior,
+// which stays where it was), and the similarity fit, pulled by the jaw,
+// misplaced the brows and eyes too. So the source's lower jaw is first
+// turned about its hinge towards the target's opening; what remains is the
+// difference in shape.
 #include "swap/shape_transfer.hpp"
 
 #include <ATen/ATen.h>
