@@ -28,6 +28,7 @@
 #include "swap/mesh_raster.hpp"
 #include "swap/mesh_topology.hpp"
 #include "swap/shape_transfer.hpp"
+#include "swap/source_fill.hpp"
 #include "swap/stage_scope.hpp"
 #include "visage/enhance.hpp"
 #include "visage/swap.hpp"
@@ -470,34 +471,6 @@ at::Tensor forehead_skin(const at::Tensor& image, const at::Tensor& usable, cons
   return out.to(image.device());
 }
 
-// `fill` [H, W, 3] relit to match `reference`: where `overlap` [H, W] is high
-// both show the same surface, and their low-frequency ratio there (a
-// Gaussian of `sigma`, normalised convolution) is carried onto `fill`; far
-// from any overlap the ratio tends to the one over the whole overlap.
-at::Tensor match_lighting(const at::Tensor& fill, const at::Tensor& reference, const at::Tensor& overlap, float sigma) {
-  // On a device the overlap's total stays there (reading it back would wait
-  // for the stream): the result is chosen by at::where instead of a branch.
-  const bool on_cpu = overlap.device().is_cpu();
-  at::Tensor device_total;
-  double total = 0;
-  if (on_cpu) {
-    total = overlap.sum().item<double>();
-    if (total < 16.0) return fill;
-  } else {
-    device_total = overlap.sum();
-  }
-  at::Tensor m = overlap.unsqueeze(2);
-  at::Tensor both = at::cat({reference * m, fill * m}, 2).permute({2, 0, 1}).unsqueeze(0).contiguous();
-  at::Tensor local = detail::gaussian_blur_nchw(both, sigma).squeeze(0);  // [6, H, W]
-  // The prior: the overlap's mean colours, as if seen on 5% of the window.
-  at::Tensor sums = both.squeeze(0).sum({1, 2});
-  at::Tensor prior = (on_cpu ? sums.div(total / 0.05) : sums / (device_total.clamp_min(16.f) / 0.05f)).view({6, 1, 1});
-  at::Tensor est = local + prior;
-  at::Tensor gain = (est.narrow(0, 0, 3) / est.narrow(0, 3, 3).clamp_min(1e-3f)).clamp(0.5f, 2.f);
-  at::Tensor matched = (fill * gain.permute({1, 2, 0})).clamp(0.f, 255.f);
-  return on_cpu ? matched : at::where(device_total >= 16.f, matched, fill);
-}
-
 // `layer` with its low frequencies pulled to the target's along the edge of
 // `alpha`: the difference target - layer, measured where `weight` (skin of
 // both) is high and spread by a Gaussian of `sigma`, is added in full at
@@ -600,8 +573,11 @@ SourceFace FaceSwapper::prepare_source(const std::vector<at::Tensor>& images) co
     // Near the outline the features' polygons (a brow's outer end above all)
     // reach into the hair at the temples: there the skin model decides.
     at::Tensor inner = feather_mask(hull, 0.06f * std::max(tw, th));
-    at::Tensor usable = at::maximum(skin_visibility_mask(image, hull, skin_sample), features * inner) *
-                        (1.f - fill_polygons(th, tw, {parts.mouth}, device));
+    const Box mesh_box = face::bounding_box(flat(mesh));
+    at::Tensor usable =
+        with_inner_shadows(at::maximum(skin_visibility_mask(image, hull, skin_sample), features * inner), hull,
+                           std::max(mesh_box.width, mesh_box.height)) *
+        (1.f - fill_polygons(th, tw, {parts.mouth}, device));
     usable = usable * blur_mask(forehead_skin(image, usable, skin_sample, parts), 1.f);
     // How squarely each texel faced the camera: see `sample` in swap().
     at::Tensor facing = blur_mask(facing_map(mesh, topo.triangles, th, tw), 1.5f).to(device);
@@ -813,20 +789,13 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
     at::Tensor direct_rgb = samples.select(0, 0).narrow(2, 0, 3), mirror_rgb = samples.select(0, 1).narrow(2, 0, 3);
     at::Tensor direct_ok = ok.select(0, 0), mirror_ok = ok.select(0, 1);
     at::Tensor direct_facing = samples.select(0, 0).select(2, 5), mirror_facing = samples.select(0, 1).select(2, 5);
-    // The mirrored side carries the other side's lighting (a three-quarter
-    // source is mostly lit on the side it turns to): matched to the direct
-    // side where both are usable, it meets it without a seam.
-    mirror_rgb = match_lighting(mirror_rgb, direct_rgb, direct_ok * mirror_ok, 0.08f * face_size);
-    // The direct point unless its mirror partner faced the camera clearly
-    // more squarely (a three-quarter source's far side) and is usable.
-    at::Tensor lean = ((direct_facing - mirror_facing) / 0.3f + 1.f).clamp(0.f, 1.f);
-    at::Tensor w_direct = direct_ok * (lean + (1.f - lean) * (1.f - mirror_ok));
-    at::Tensor w_mirror = mirror_ok * (1.f - w_direct);
-    at::Tensor w_sum = w_direct + w_mirror;
+    // Direct or mirrored, relit to one smooth shading, narrow holes filled (source_fill.hpp).
     const at::Tensor& covered_sub = corr.covered;
-    at::Tensor texture =
-        (direct_rgb * w_direct.unsqueeze(2) + mirror_rgb * w_mirror.unsqueeze(2)) / w_sum.clamp_min(1e-3f).unsqueeze(2);
-    at::Tensor own_sub = (w_sum.clamp(0.f, 1.f) * covered_sub).unsqueeze(2);
+    const MixedTexture mixed = mix_sides({direct_rgb, direct_ok, direct_facing}, {mirror_rgb, mirror_ok, mirror_facing},
+                                         covered_sub, face_size);
+    const at::Tensor& texture = mixed.rgb;
+    at::Tensor own_sub = mixed.weight.unsqueeze(2);
+
     auto sub = [&](const at::Tensor& t) { return t.narrow(0, sy0, sh).narrow(1, sx0, sw); };
     at::Tensor layer = bg_hwc.clone();
     sub(layer).copy_(texture * own_sub + sub(bg_hwc) * (1.f - own_sub));
@@ -898,14 +867,9 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
     // Where the source had nothing usable over a wider area (hair cut off a
     // forehead, a hand, the far side of a turned head without a mirror
     // partner) the layer holds the target's own pixels, with a step in colour
-    // at the change: the blend mask falls to 0 at such an area's edge (over
-    // ~4% of the face), so the step is not shown. Small holes (a nostril)
-    // are left to the blend.
-    {
-      at::Tensor unusable = (covered - own.squeeze(2)).clamp(0.f, 1.f).contiguous();
-      at::Tensor u = ((blur_mask(unusable, 0.04f * face_size) - 0.15f) / 0.35f).clamp(0.f, 1.f);
-      feathered = feathered * (1.f - u * u * (3.f - 2.f * u));
-    }
+    // at the change: the blend mask falls to 0 before such an area's edge, so
+    // the step is not shown (source_fill.hpp).
+    feathered = feathered * unusable_fade(covered, own.squeeze(2), face_size);
     at::Tensor features_mask = rasters.fill(features_id);
     if (options.mask.occlusion) {
       at::Tensor not_occluder = rasters.fill(own_features_id);
@@ -937,6 +901,14 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
       at::Tensor skin = at::clamp_min(hull * own.squeeze(2) - features_mask - rasters.fill(old_features_id), 0.f);
       at::Tensor outer = at::maximum(feathered, rasters.fill(mouth_id));
       layer = match_edges(layer, bg_hwc, outer, skin, 0.05f * face_size, 0.2f * face_size);
+    }
+    // Inside the face, where the source had nothing usable the layer holds
+    // the target's own pixels: the colour steps above were measured for the
+    // source's and would only shift those (the multi-band blend's coarse
+    // levels then carried a light band past the end of a forehead).
+    {
+      at::Tensor target_own = (covered * (1.f - own.squeeze(2))).unsqueeze(2);
+      layer = layer + (bg_hwc - layer) * target_own;
     }
     stage.next("swap.blend");
     at::Tensor blended = options.blend == BlendMode::multiband ? blend_multiband(layer, bg_hwc, feathered, blend_levels)

@@ -1,0 +1,98 @@
+#include "swap/source_fill.hpp"
+
+#include <ATen/ATen.h>
+
+#include "swap/compose.hpp"
+#include "swap/compose_internal.hpp"
+
+namespace visage::swap {
+
+namespace {
+
+at::Tensor smoothstep(const at::Tensor& t) { return t * t * (3.f - 2.f * t); }
+
+// Low frequencies of `rgb` [H, W, 3] seen only where `weight` is high
+// (normalised convolution with a Gaussian of `sigma`). Far from any weight
+// the estimate tends to the weighted mean over the whole image (a prior as
+// if seen on 2% of the window).
+at::Tensor weighted_lowpass(const at::Tensor& rgb, const at::Tensor& weight, float sigma) {
+  at::Tensor w = weight.unsqueeze(2);
+  at::Tensor both = at::cat({rgb * w, w}, 2).permute({2, 0, 1}).unsqueeze(0).contiguous();
+  at::Tensor local = detail::gaussian_blur_nchw(both, sigma).squeeze(0);  // [4, H, W]
+  at::Tensor sums = both.squeeze(0).sum({1, 2});
+  at::Tensor mean = (sums.narrow(0, 0, 3) / sums.narrow(0, 3, 1).clamp_min(1e-3f)).view({3, 1, 1});
+  constexpr float prior = 0.02f;
+  at::Tensor est = (local.narrow(0, 0, 3) + mean * prior) / (local.narrow(0, 3, 1) + prior);
+  return est.permute({1, 2, 0});
+}
+
+}  // namespace
+
+at::Tensor with_inner_shadows(const at::Tensor& usable, const at::Tensor& hull, float face_size) {
+  at::Tensor unusable = ((1.f - usable) * hull).contiguous();
+  // Seeds: the band along the outline (~4% of the face) and everything outside.
+  at::Tensor outside = (feather_mask(hull, 0.08f * face_size) < 0.5f).to(at::kFloat).contiguous();
+  at::Tensor reaches_in = connected_to(unusable, outside, 0.5f);
+  at::Tensor inner = (unusable > 0.5f).to(at::kFloat) * (1.f - reaches_in);
+  // The skin model's soft rim round such a spot is the spot's too.
+  at::Tensor grown =
+      at::maximum(inner, at::clamp_max(blur_mask(inner, 1.5f) * 2.f, 1.f) * (1.f - blur_mask(reaches_in, 1.f)));
+  return at::maximum(usable, grown * hull).contiguous();
+}
+
+MixedTexture mix_sides(const SourceSide& direct, const SourceSide& mirrored, const at::Tensor& covered,
+                       float face_size) {
+  // The direct point unless its mirror partner faced the camera clearly more
+  // squarely (a three-quarter source's far side) and is usable ...
+  at::Tensor lean = ((direct.facing - mirrored.facing) / 0.3f + 1.f).clamp(0.f, 1.f);
+  // ... and giving way gradually towards the edge of a wider unusable area
+  // of the direct side (its share of the covered pixels around: 0.5 at a
+  // straight edge, ~1 near a small hole).
+  const float band = 0.045f * face_size;
+  at::Tensor share = blur_mask(direct.usable * covered, band) / blur_mask(covered, band).clamp_min(1e-3f);
+  lean = lean * smoothstep(((share - 0.5f) / 0.45f).clamp(0.f, 1.f));
+  at::Tensor w_direct = direct.usable * (lean + (1.f - lean) * (1.f - mirrored.usable));
+  at::Tensor w_mirror = mirrored.usable * (1.f - w_direct);
+  at::Tensor w_sum = w_direct + w_mirror;
+
+  // One smooth shading for both sides (see the header).
+  const float sigma = 0.08f * face_size;
+  at::Tensor log_direct = weighted_lowpass(direct.rgb, direct.usable, sigma).clamp_min(1.f).log();
+  at::Tensor log_mirror = weighted_lowpass(mirrored.rgb, mirrored.usable, sigma).clamp_min(1.f).log();
+  const float share_sigma = 0.1f * face_size;
+  at::Tensor mirror_share =
+      (blur_mask(w_mirror, share_sigma) / blur_mask(w_sum, share_sigma).clamp_min(1e-3f)).clamp(0.f, 1.f).unsqueeze(2);
+  at::Tensor log_shading = log_direct + (log_mirror - log_direct) * mirror_share;
+  at::Tensor direct_rgb = direct.rgb * (log_shading - log_direct).exp().clamp(0.5f, 2.f);
+  at::Tensor mirror_rgb = mirrored.rgb * (log_shading - log_mirror).exp().clamp(0.5f, 2.f);
+  at::Tensor rgb =
+      (direct_rgb * w_direct.unsqueeze(2) + mirror_rgb * w_mirror.unsqueeze(2)) / w_sum.clamp_min(1e-3f).unsqueeze(2);
+  at::Tensor weight = w_sum.clamp(0.f, 1.f) * covered;
+
+  // Narrow holes: filled from the pixels around them, where those hold most
+  // of the neighbourhood (a wide unusable area is extended by ~1% of the
+  // face at most).
+  const float hole_sigma = 0.03f * face_size;
+  at::Tensor around = weighted_lowpass(rgb, weight, hole_sigma);
+  at::Tensor support = blur_mask(weight, hole_sigma) / blur_mask(covered, hole_sigma).clamp_min(1e-3f);
+  at::Tensor fill = (1.f - weight) * covered * smoothstep(((support - 0.35f) / 0.3f).clamp(0.f, 1.f));
+  rgb = (rgb * weight.unsqueeze(2) + around * fill.unsqueeze(2)) / (weight + fill).clamp_min(1e-3f).unsqueeze(2);
+  return {rgb.clamp(0.f, 255.f).contiguous(), (weight + fill).clamp(0.f, 1.f).contiguous()};
+}
+
+at::Tensor unusable_fade(const at::Tensor& covered, const at::Tensor& weight, float face_size) {
+  // Partly usable pixels count: the rows of a forehead just under a fringe
+  // are a mix of the source's shadowed skin and the target's pixels.
+  at::Tensor unusable = (covered * ((0.9f - weight) / 0.4f).clamp(0.f, 1.f)).contiguous();
+  // Wide areas only: what stays above half after a blur over ~3% of the face.
+  at::Tensor wide = ((blur_mask(unusable, 0.03f * face_size) - 0.35f) / 0.3f).clamp(0.f, 1.f);
+  // At a straight edge of `wide` the blur below is 0.196 at 6% of the face
+  // inside the usable side and 0.0023 at 20%. The margin: the usable rows
+  // right under a fringe or a hand are in its shadow, a darker band. The
+  // width: about the forehead's own fade (forehead_ramp); a narrower one
+  // read as an edge.
+  at::Tensor near = blur_mask(wide, 0.07f * face_size);
+  return smoothstep(((0.196f - near) / 0.194f).clamp(0.f, 1.f));
+}
+
+}  // namespace visage::swap
