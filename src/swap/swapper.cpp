@@ -371,12 +371,14 @@ class FaceRasters {
 
 // The target's pixels around the face, moved so that the face's outline goes
 // from `from` to `to`: a displacement field interpolated from the outline
-// vertices (Gaussian weights) that fades to zero away from them. `roi` is
+// vertices (Gaussian weights) that fades to zero away from them; `pinned`
+// vertices (with their weights 0..1) hold the field at zero round them (a
+// closed eye kept as the target's is not moved by the temples'). `roi` is
 // uint8 [H, W, 3], a view into the frame: it is warped in place outside the
 // box `compose` (x, y, w, h), and the box's warped pixels are returned
 // (float [h, w, 3]; paste_face writes them back).
 at::Tensor warp_outline(at::Tensor roi, std::span<const Point3> from, std::span<const Point3> to, float face_size,
-                        const std::array<int, 4>& compose) {
+                        const std::array<int, 4>& compose, const std::vector<std::pair<int, float>>& pinned) {
   auto box_of_roi = [&] {
     return roi.narrow(0, compose[1], compose[3]).narrow(1, compose[0], compose[2]).to(at::kFloat).contiguous();
   };
@@ -391,7 +393,13 @@ at::Tensor warp_outline(at::Tensor roi, std::span<const Point3> from, std::span<
     largest = std::max(largest, std::hypot(dx, dy));
   }
   if (largest < 0.25f) return box_of_roi();
-  const int64_t n = static_cast<int64_t>(topo.outline.size());
+  std::vector<float> weight(topo.outline.size(), 1.f);
+  for (auto [v, w] : pinned) {
+    control.push_back(to[v].x), control.push_back(to[v].y);
+    shift.push_back(0.f), shift.push_back(0.f);
+    weight.push_back(20.f * w);  // many outline vertices may lie about as near as the eye's own
+  }
+  const int64_t n = static_cast<int64_t>(weight.size());
   // The field is smooth (sigma of many pixels): evaluate it on a grid of
   // step x step cells (on the CPU: a few thousand points) and interpolate
   // bilinearly in the resampling pass.
@@ -403,6 +411,7 @@ at::Tensor warp_outline(at::Tensor roi, std::span<const Point3> from, std::span<
   at::Tensor q = at::stack({coarse_grid[1], coarse_grid[0]}, 2).view({gh * gw, 2});
   const float sigma = 0.08f * face_size;
   at::Tensor g = at::cdist(q, c).pow_(2).mul_(-0.5f / (sigma * sigma)).exp_();  // [gh*gw, n]
+  if (!pinned.empty()) g.mul_(at::from_blob(weight.data(), {1, n}, at::kFloat));
   // The constant in the denominator makes the field fade out beyond ~2 sigma.
   at::Tensor coarse = (g.mm(d) / (g.sum(1, true) + std::exp(-2.f))).view({gh, gw, 2});
   return detail::warp_in_place(roi, coarse, step, compose[0], compose[1], compose[2], compose[3]);
@@ -635,6 +644,23 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
     // 1. Shape: the target mesh moved towards the source's shape, in the
     // target's expression (jaw opening, lips, eyes).
     std::vector<Point3> new_mesh = transfer_shape(src.shape, old_mesh, options.shape_weight);
+    // Closed target eyes stay the target's: by the attention mesh's lid gap
+    // when the face has it, else (other landmarkers) only with the occlusion
+    // mask, by colour. A kept eye also stays where it is: neither the shape
+    // nor the outline warp moves it, so its pixels are the target's own.
+    const std::array<float, 2> closed_eyes =
+        options.keep_closed_eyes ? closed_eye_weights(job.target) : std::array<float, 2>{0.f, 0.f};
+    std::vector<std::pair<int, float>> pinned;
+    for (int e = 0; e < 2; ++e) {
+      if (closed_eyes[e] <= 0.f) continue;
+      for (int v : e == 0 ? topo.left_eye : topo.right_eye) {
+        Point3& p = new_mesh[v];
+        const Point3 o = old_mesh[v];
+        p = {p.x + (o.x - p.x) * closed_eyes[e], p.y + (o.y - p.y) * closed_eyes[e],
+             p.z + (o.z - p.z) * closed_eyes[e]};
+        pinned.emplace_back(v, closed_eyes[e]);
+      }
+    }
 
     stage.next("swap.outline");
     Roi roi = roi_around(old_mesh, new_mesh, out.size(1), out.size(0), 0.3f);
@@ -667,9 +693,9 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
         std::clamp(static_cast<int>(std::ceil(meshes_box.y + meshes_box.height + margin)), cy0 + 1, roi.height) - cy0;
     // 2. Outline: the surroundings follow the face's new outline (written
     // into the frame outside the compose box; the box's pixels come back).
-    const at::Tensor bg_box = options.shape_weight > 0
-                                  ? warp_outline(roi_pixels, old_local, new_local, face_size, {cx0, cy0, cw, ch})
-                                  : roi_pixels.narrow(0, cy0, ch).narrow(1, cx0, cw).to(at::kFloat).contiguous();
+    const at::Tensor bg_box =
+        options.shape_weight > 0 ? warp_outline(roi_pixels, old_local, new_local, face_size, {cx0, cy0, cw, ch}, pinned)
+                                 : roi_pixels.narrow(0, cy0, ch).narrow(1, cx0, cw).to(at::kFloat).contiguous();
     for (auto* mesh : {&new_local, &old_local})
       for (auto& p : *mesh) p.x -= cx0, p.y -= cy0;
     at::Tensor bg_hwc = bg_box;
@@ -740,11 +766,6 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
     }
     int old_hull_id = -1, old_cheeks_id = -1, own_features_id = -1, old_mouth_id = -1;
     int eye_ids[2] = {-1, -1}, grown_eye_ids[2] = {-1, -1};
-    // Closed target eyes stay the target's: by the attention mesh's lid gap
-    // when the face has it, else (other landmarkers) only with the occlusion
-    // mask, by colour.
-    const std::array<float, 2> closed_eyes =
-        options.keep_closed_eyes ? closed_eye_weights(job.target) : std::array<float, 2>{0.f, 0.f};
     const bool eyes_by_colour = options.keep_closed_eyes && options.mask.occlusion && !job.target.eye_openness;
     const Polygon* old_eyes[2] = {&old_parts.left_eye, &old_parts.right_eye};
     const Polygon* new_eyes[2] = {&parts.left_eye, &parts.right_eye};
