@@ -2,6 +2,8 @@
 
 #include <ATen/ATen.h>
 
+#include <vector>
+
 #include "swap/compose.hpp"
 #include "swap/compose_internal.hpp"
 
@@ -11,17 +13,29 @@ namespace {
 
 at::Tensor smoothstep(const at::Tensor& t) { return t * t * (3.f - 2.f * t); }
 
-// Low frequencies of `rgb` [H, W, 3] seen only where `weight` is high
-// (normalised convolution with a Gaussian of `sigma`). Far from any weight
-// the estimate tends to the weighted mean over the whole image (a prior as
-// if seen on 2% of the window).
-at::Tensor weighted_lowpass(const at::Tensor& rgb, const at::Tensor& weight, float sigma) {
-  at::Tensor w = weight.unsqueeze(2);
-  at::Tensor both = at::cat({rgb * w, w}, 2).permute({2, 0, 1}).unsqueeze(0).contiguous();
-  at::Tensor local = detail::gaussian_blur_nchw(both, sigma).squeeze(0);  // [4, H, W]
-  at::Tensor sums = both.squeeze(0).sum({1, 2});
+// Several [H, W] or [H, W, C] planes blurred at one sigma in one pass (one
+// launch sequence on a device instead of one per plane): `input` and
+// `output` are [C, H, W], the planes' channels in order.
+struct Blurred {
+  at::Tensor input, output;
+  at::Tensor plane(int64_t c) const { return output.select(0, c); }
+};
+Blurred blur_together(const std::vector<at::Tensor>& planes, float sigma) {
+  std::vector<at::Tensor> chw;
+  for (const at::Tensor& p : planes) chw.push_back(p.dim() == 2 ? p.unsqueeze(0) : p.permute({2, 0, 1}));
+  at::Tensor in = at::cat(chw, 0).unsqueeze(0).contiguous();
+  return {in.squeeze(0), detail::gaussian_blur_nchw(in, sigma).squeeze(0)};
+}
+
+// Low frequencies of an image seen only where its weight is high
+// (normalised convolution), from channels c..c+3 of `b` (rgb * weight,
+// weight). Far from any weight the estimate tends to the weighted mean over
+// the whole image (a prior as if seen on 2% of the window). [H, W, 3].
+at::Tensor weighted_lowpass(const Blurred& b, int64_t c) {
+  at::Tensor sums = b.input.narrow(0, c, 4).sum({1, 2});
   at::Tensor mean = (sums.narrow(0, 0, 3) / sums.narrow(0, 3, 1).clamp_min(1e-3f)).view({3, 1, 1});
   constexpr float prior = 0.02f;
+  at::Tensor local = b.output.narrow(0, c, 4);
   at::Tensor est = (local.narrow(0, 0, 3) + mean * prior) / (local.narrow(0, 3, 1) + prior);
   return est.permute({1, 2, 0});
 }
@@ -49,7 +63,8 @@ MixedTexture mix_sides(const SourceSide& direct, const SourceSide& mirrored, con
   // of the direct side (its share of the covered pixels around: 0.5 at a
   // straight edge, ~1 near a small hole).
   const float band = 0.045f * face_size;
-  at::Tensor share = blur_mask(direct.usable * covered, band) / blur_mask(covered, band).clamp_min(1e-3f);
+  const Blurred near = blur_together({direct.usable * covered, covered}, band);
+  at::Tensor share = near.plane(0) / near.plane(1).clamp_min(1e-3f);
   lean = lean * smoothstep(((share - 0.5f) / 0.45f).clamp(0.f, 1.f));
   at::Tensor w_direct = direct.usable * (lean + (1.f - lean) * (1.f - mirrored.usable));
   at::Tensor w_mirror = mirrored.usable * (1.f - w_direct);
@@ -57,11 +72,13 @@ MixedTexture mix_sides(const SourceSide& direct, const SourceSide& mirrored, con
 
   // One smooth shading for both sides (see the header).
   const float sigma = 0.08f * face_size;
-  at::Tensor log_direct = weighted_lowpass(direct.rgb, direct.usable, sigma).clamp_min(1.f).log();
-  at::Tensor log_mirror = weighted_lowpass(mirrored.rgb, mirrored.usable, sigma).clamp_min(1.f).log();
-  const float share_sigma = 0.1f * face_size;
-  at::Tensor mirror_share =
-      (blur_mask(w_mirror, share_sigma) / blur_mask(w_sum, share_sigma).clamp_min(1e-3f)).clamp(0.f, 1.f).unsqueeze(2);
+  const Blurred sides = blur_together({direct.rgb * direct.usable.unsqueeze(2), direct.usable,
+                                       mirrored.rgb * mirrored.usable.unsqueeze(2), mirrored.usable},
+                                      sigma);
+  at::Tensor log_direct = weighted_lowpass(sides, 0).clamp_min(1.f).log();
+  at::Tensor log_mirror = weighted_lowpass(sides, 4).clamp_min(1.f).log();
+  const Blurred shares = blur_together({w_mirror, w_sum}, 0.1f * face_size);
+  at::Tensor mirror_share = (shares.plane(0) / shares.plane(1).clamp_min(1e-3f)).clamp(0.f, 1.f).unsqueeze(2);
   at::Tensor log_shading = log_direct + (log_mirror - log_direct) * mirror_share;
   at::Tensor direct_rgb = direct.rgb * (log_shading - log_direct).exp().clamp(0.5f, 2.f);
   at::Tensor mirror_rgb = mirrored.rgb * (log_shading - log_mirror).exp().clamp(0.5f, 2.f);
@@ -72,9 +89,9 @@ MixedTexture mix_sides(const SourceSide& direct, const SourceSide& mirrored, con
   // Narrow holes: filled from the pixels around them, where those hold most
   // of the neighbourhood (a wide unusable area is extended by ~1% of the
   // face at most).
-  const float hole_sigma = 0.03f * face_size;
-  at::Tensor around = weighted_lowpass(rgb, weight, hole_sigma);
-  at::Tensor support = blur_mask(weight, hole_sigma) / blur_mask(covered, hole_sigma).clamp_min(1e-3f);
+  const Blurred holes = blur_together({rgb * weight.unsqueeze(2), weight, covered}, 0.03f * face_size);
+  at::Tensor around = weighted_lowpass(holes, 0);
+  at::Tensor support = holes.plane(3) / holes.plane(4).clamp_min(1e-3f);
   at::Tensor fill = (1.f - weight) * covered * smoothstep(((support - 0.35f) / 0.3f).clamp(0.f, 1.f));
   rgb = (rgb * weight.unsqueeze(2) + around * fill.unsqueeze(2)) / (weight + fill).clamp_min(1e-3f).unsqueeze(2);
   return {rgb.clamp(0.f, 255.f).contiguous(), (weight + fill).clamp(0.f, 1.f).contiguous()};
