@@ -4,10 +4,14 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
+#include <filesystem>
+#include <string>
 #include <vector>
 
 #include "face/geometry.hpp"
 #include "visage/face.hpp"
+#include "visage/image.hpp"
 
 namespace visage::test {
 
@@ -46,6 +50,17 @@ inline at::Tensor resize_image(const at::Tensor& rgb, int64_t height, int64_t wi
       .clamp(0, 255)
       .to(at::kByte)
       .contiguous();
+}
+
+// A face-api demo photo (npm: the node_modules folder) as float
+// [size, size, 3]: its centre square, resized.
+inline at::Tensor demo_photo(const std::filesystem::path& npm, int index, int64_t size = 450) {
+  auto path = npm / "@vladmandic/face-api/demo" / ("sample" + std::to_string(index) + ".jpg");
+  at::Tensor rgb = read_image(path).rgb.to(at::kFloat);
+  const int64_t h = rgb.size(0), w = rgb.size(1), s = std::min(h, w);
+  at::Tensor square = rgb.narrow(0, (h - s) / 2, s).narrow(1, (w - s) / 2, s).permute({2, 0, 1}).unsqueeze(0);
+  at::Tensor resized = at::upsample_bilinear2d(square, {size, size}, false);
+  return resized.squeeze(0).permute({1, 2, 0}).clamp(0, 255).contiguous();
 }
 
 }  // namespace visage::test

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <numbers>
 
+#include "face_test_support.hpp"
 #include "swap/compose.hpp"
 #include "swap/compose_internal.hpp"
 #include "test_support.hpp"
@@ -17,15 +18,7 @@
 namespace visage::swap {
 namespace {
 
-// A face-api demo photo as float [size, size, 3]: its centre square, resized.
-at::Tensor demo_photo(const std::filesystem::path& npm, int index, int64_t size) {
-  auto path = npm / "@vladmandic/face-api/demo" / ("sample" + std::to_string(index) + ".jpg");
-  at::Tensor rgb = read_image(path).rgb.to(at::kFloat);
-  const int64_t h = rgb.size(0), w = rgb.size(1), s = std::min(h, w);
-  at::Tensor square = rgb.narrow(0, (h - s) / 2, s).narrow(1, (w - s) / 2, s).permute({2, 0, 1}).unsqueeze(0);
-  at::Tensor resized = at::upsample_bilinear2d(square, {size, size}, false);
-  return resized.squeeze(0).permute({1, 2, 0}).clamp(0, 255).contiguous();
-}
+using test::demo_photo;
 
 at::Tensor ellipse_mask(int64_t size, float rx, float ry) {
   Polygon p;

@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <numbers>
 
+#include "face_test_support.hpp"
 #include "swap/compose.hpp"
 #include "swap/compose_internal.hpp"
 #include "test_support.hpp"
@@ -22,6 +23,8 @@
 
 namespace visage::swap {
 namespace {
+
+using test::demo_photo;
 
 const std::filesystem::path kGraceHopper = "/usr/share/matplotlib/mpl-data/sample_data/grace_hopper.jpg";
 
@@ -42,16 +45,6 @@ double polygon_area(const Polygon& p) {
     a += double(u.x) * v.y - double(v.x) * u.y;
   }
   return std::abs(a) / 2;
-}
-
-// A face-api demo photo as float [size, size, 3]: its centre square, resized.
-at::Tensor demo_photo(const std::filesystem::path& npm, int index, int64_t size = 450) {
-  auto path = npm / "@vladmandic/face-api/demo" / ("sample" + std::to_string(index) + ".jpg");
-  at::Tensor rgb = read_image(path).rgb.to(at::kFloat);
-  const int64_t h = rgb.size(0), w = rgb.size(1), s = std::min(h, w);
-  at::Tensor square = rgb.narrow(0, (h - s) / 2, s).narrow(1, (w - s) / 2, s).permute({2, 0, 1}).unsqueeze(0);
-  at::Tensor resized = at::upsample_bilinear2d(square, {size, size}, false);
-  return resized.squeeze(0).permute({1, 2, 0}).clamp(0, 255).contiguous();
 }
 
 at::Tensor ellipse_mask(int64_t size, float rx, float ry) {

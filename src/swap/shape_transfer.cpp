@@ -18,19 +18,6 @@
 
 namespace visage::swap {
 
-namespace {
-
-// The jaw's hinge in the canonical frame (y down, z away from the camera):
-// in front of the ears (vertices 234 / 454 lie at y -0.10, z 1.23), a little
-// lower and deeper.
-constexpr double kHingeY = 0.0, kHingeZ = 1.4;
-// Inner-lip vertex pairs (upper, lower) about the mouth's middle: their gaps
-// say how far the mouth is open.
-constexpr int kLipPairs[][2] = {{13, 14}, {82, 87}, {312, 317}};
-// A jaw opens by at most about 25 degrees from closed; the difference of two
-// openings is bounded by that too (a misread mesh must not fold the chin).
-constexpr double kMaxTurn = 0.45;
-
 at::Tensor as_tensor(std::span<const Point3> mesh) {
   at::Tensor t = at::empty({static_cast<int64_t>(mesh.size()), 3}, at::kDouble);
   auto a = t.accessor<double, 2>();
@@ -54,6 +41,19 @@ at::Tensor kabsch(const at::Tensor& from, const at::Tensor& to) {
   if (at::linalg_det(u.mm(vh)).item<double>() < 0) d[2][2] = -1;
   return u.mm(d).mm(vh);
 }
+
+namespace {
+
+// The jaw's hinge in the canonical frame (y down, z away from the camera):
+// in front of the ears (vertices 234 / 454 lie at y -0.10, z 1.23), a little
+// lower and deeper.
+constexpr double kHingeY = 0.0, kHingeZ = 1.4;
+// Inner-lip vertex pairs (upper, lower) about the mouth's middle: their gaps
+// say how far the mouth is open.
+constexpr int kLipPairs[][2] = {{13, 14}, {82, 87}, {312, 317}};
+// A jaw opens by at most about 25 degrees from closed; the difference of two
+// openings is bounded by that too (a misread mesh must not fold the chin).
+constexpr double kMaxTurn = 0.45;
 
 Point3 canonical_point(int v) { return {canonical_mesh[3 * v], canonical_mesh[3 * v + 1], canonical_mesh[3 * v + 2]}; }
 

@@ -2,12 +2,22 @@
 // towards the source's face shape, in the target's pose and expression.
 #pragma once
 
+#include <ATen/core/Tensor.h>
+
 #include <span>
 #include <vector>
 
 #include "visage/face.hpp"
 
 namespace visage::swap {
+
+// Mesh points as a [N, 3] double tensor and back.
+at::Tensor as_tensor(std::span<const Point3> mesh);
+std::vector<Point3> as_points(const at::Tensor& t);
+
+// Rotation R (no reflection) minimising |from R - to| for centred [N, 3]
+// point sets.
+at::Tensor kabsch(const at::Tensor& from, const at::Tensor& to);
 
 // Where each of the 468 vertices belongs between the skull (0) and the lower
 // jaw (1): 0 above the mouth opening, 1 on the lower lip, the chin and the

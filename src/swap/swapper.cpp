@@ -96,30 +96,6 @@ float compose_size_for(const SwapOptions& options, std::span<const Point3> sourc
   return std::clamp(std::max(box.width, box.height), min_compose_face_size, max_compose_face_size);
 }
 
-at::Tensor as_tensor(std::span<const Point3> mesh) {
-  at::Tensor t = at::empty({static_cast<int64_t>(mesh.size()), 3}, at::kDouble);
-  auto a = t.accessor<double, 2>();
-  for (size_t i = 0; i < mesh.size(); ++i) a[i][0] = mesh[i].x, a[i][1] = mesh[i].y, a[i][2] = mesh[i].z;
-  return t;
-}
-
-std::vector<Point3> as_points(const at::Tensor& t) {
-  at::Tensor c = t.to(at::kDouble).contiguous();
-  auto a = c.accessor<double, 2>();
-  std::vector<Point3> out(c.size(0));
-  for (int64_t i = 0; i < c.size(0); ++i)
-    out[i] = {static_cast<float>(a[i][0]), static_cast<float>(a[i][1]), static_cast<float>(a[i][2])};
-  return out;
-}
-
-// Rotation R (no reflection) minimising |from R - to| for centred point sets.
-at::Tensor kabsch(const at::Tensor& from, const at::Tensor& to) {
-  auto [u, s, vh] = at::linalg_svd(from.t().mm(to), false);
-  at::Tensor d = at::eye(3, at::kDouble);
-  if (at::linalg_det(u.mm(vh)).item<double>() < 0) d[2][2] = -1;
-  return u.mm(d).mm(vh);
-}
-
 // Centred, unit-RMS copy of a mesh's first 468 points.
 at::Tensor normalised_shape(std::span<const Point3> mesh) {
   at::Tensor m = as_tensor(mesh.first(mesh_vertices));
