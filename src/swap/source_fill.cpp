@@ -11,8 +11,6 @@ namespace visage::swap {
 
 namespace {
 
-at::Tensor smoothstep(const at::Tensor& t) { return t * t * (3.f - 2.f * t); }
-
 // Several [H, W] or [H, W, C] planes blurred at one sigma in one pass (one
 // launch sequence on a device instead of one per plane): `input` and
 // `output` are [C, H, W], the planes' channels in order.
@@ -43,14 +41,14 @@ at::Tensor weighted_lowpass(const Blurred& b, int64_t c) {
 }  // namespace
 
 at::Tensor with_inner_shadows(const at::Tensor& usable, const at::Tensor& hull, float face_size) {
-  at::Tensor unusable = ((1.f - usable) * hull).contiguous();
+  at::Tensor unusable = (detail::one_minus(usable) * hull).contiguous();
   // Seeds: the band along the outline (~4% of the face) and everything outside.
   at::Tensor outside = (feather_mask(hull, 0.08f * face_size) < 0.5f).to(at::kFloat).contiguous();
   at::Tensor reaches_in = connected_to(unusable, outside, 0.5f);
-  at::Tensor inner = (unusable > 0.5f).to(at::kFloat) * (1.f - reaches_in);
+  at::Tensor inner = (unusable > 0.5f).to(at::kFloat) * detail::one_minus(reaches_in);
   // The skin model's soft rim round such a spot is the spot's too.
-  at::Tensor grown =
-      at::maximum(inner, at::clamp_max(blur_mask(inner, 1.5f) * 2.f, 1.f) * (1.f - blur_mask(reaches_in, 1.f)));
+  at::Tensor grown = at::maximum(
+      inner, at::clamp_max(blur_mask(inner, 1.5f) * 2.f, 1.f) * detail::one_minus(blur_mask(reaches_in, 1.f)));
   return at::maximum(usable, grown * hull).contiguous();
 }
 
@@ -65,9 +63,9 @@ MixedTexture mix_sides(const SourceSide& direct, const SourceSide& mirrored, con
   const float band = 0.045f * face_size;
   const Blurred near = blur_together({direct.usable * covered, covered}, band);
   at::Tensor share = near.plane(0) / near.plane(1).clamp_min(1e-3f);
-  lean = lean * smoothstep(((share - 0.5f) / 0.45f).clamp(0.f, 1.f));
-  at::Tensor w_direct = direct.usable * (lean + (1.f - lean) * (1.f - mirrored.usable));
-  at::Tensor w_mirror = mirrored.usable * (1.f - w_direct);
+  lean = lean * detail::smoothstep_unit(((share - 0.5f) / 0.45f).clamp(0.f, 1.f));
+  at::Tensor w_direct = direct.usable * (lean + detail::one_minus(lean) * detail::one_minus(mirrored.usable));
+  at::Tensor w_mirror = mirrored.usable * detail::one_minus(w_direct);
   at::Tensor w_sum = w_direct + w_mirror;
 
   // One smooth shading for both sides (see the header).
@@ -92,7 +90,8 @@ MixedTexture mix_sides(const SourceSide& direct, const SourceSide& mirrored, con
   const Blurred holes = blur_together({rgb * weight.unsqueeze(2), weight, covered}, 0.03f * face_size);
   at::Tensor around = weighted_lowpass(holes, 0);
   at::Tensor support = holes.plane(3) / holes.plane(4).clamp_min(1e-3f);
-  at::Tensor fill = (1.f - weight) * covered * smoothstep(((support - 0.35f) / 0.3f).clamp(0.f, 1.f));
+  at::Tensor fill =
+      detail::one_minus(weight) * covered * detail::smoothstep_unit(((support - 0.35f) / 0.3f).clamp(0.f, 1.f));
   rgb = (rgb * weight.unsqueeze(2) + around * fill.unsqueeze(2)) / (weight + fill).clamp_min(1e-3f).unsqueeze(2);
   return {rgb.clamp(0.f, 255.f).contiguous(), (weight + fill).clamp(0.f, 1.f).contiguous()};
 }
@@ -109,7 +108,7 @@ at::Tensor unusable_fade(const at::Tensor& covered, const at::Tensor& weight, fl
   // width: about the forehead's own fade (forehead_ramp); a narrower one
   // read as an edge.
   at::Tensor near = blur_mask(wide, 0.07f * face_size);
-  return smoothstep(((0.196f - near) / 0.194f).clamp(0.f, 1.f));
+  return detail::smoothstep_unit(((0.196f - near) / 0.194f).clamp(0.f, 1.f));
 }
 
 }  // namespace visage::swap

@@ -782,7 +782,7 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
     // head) is stretched and mixed with the hair and background behind the
     // silhouette: usable from 84 degrees, fully from 66.
     at::Tensor grazing = ((samples.select(3, 5) - 0.1f) / 0.3f).clamp(0.f, 1.f);
-    ok = ok * grazing * grazing * (3.f - 2.f * grazing);
+    ok = ok * detail::smoothstep_unit(grazing);
     at::Tensor direct_rgb = samples.select(0, 0).narrow(2, 0, 3), mirror_rgb = samples.select(0, 1).narrow(2, 0, 3);
     at::Tensor direct_ok = ok.select(0, 0), mirror_ok = ok.select(0, 1);
     at::Tensor direct_facing = samples.select(0, 0).select(2, 5), mirror_facing = samples.select(0, 1).select(2, 5);
@@ -795,7 +795,7 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
 
     auto sub = [&](const at::Tensor& t) { return t.narrow(0, sy0, sh).narrow(1, sx0, sw); };
     at::Tensor layer = bg_hwc.clone();
-    sub(layer).copy_(texture * own_sub + sub(bg_hwc) * (1.f - own_sub));
+    sub(layer).copy_(texture * own_sub + sub(bg_hwc) * detail::one_minus(own_sub));
     at::Tensor own = at::zeros({h, w, 1}, bg_hwc.options());
     sub(own).copy_(own_sub);
     at::Tensor covered = at::zeros({h, w}, bg_hwc.options());
@@ -904,7 +904,7 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
     // source's and would only shift those (the multi-band blend's coarse
     // levels then carried a light band past the end of a forehead).
     {
-      at::Tensor target_own = (covered * (1.f - own.squeeze(2))).unsqueeze(2);
+      at::Tensor target_own = (covered * detail::one_minus(own.squeeze(2))).unsqueeze(2);
       layer = layer + (bg_hwc - layer) * target_own;
     }
     stage.next("swap.blend");
