@@ -6,6 +6,8 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <array>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -230,6 +232,90 @@ nlohmann::json count_ops(const std::function<void()>& run, bool on_device) {
   return j;
 }
 
+// Milliseconds per swap stage ("swap.*" user scopes), through a global
+// RecordFunction observer on user scopes only (no per-op cost). With `sync`
+// the device is waited for at every stage boundary: host and device time of
+// each stage. Without, the host's time to issue the stage's work: on a
+// device, where that is close to the synchronised figure the stage is bound
+// by the host (launches), not by the kernels.
+class StageTimer {
+ public:
+  explicit StageTimer(bool sync) {
+    s_sync = sync;
+    handle_ = at::addGlobalCallback(
+        at::RecordFunctionCallback(&StageTimer::on_start, &StageTimer::on_end).scopes({at::RecordScope::USER_SCOPE}));
+  }
+  ~StageTimer() { at::removeCallback(handle_); }
+  StageTimer(const StageTimer&) = delete;
+  StageTimer& operator=(const StageTimer&) = delete;
+
+  // Milliseconds of each stage in each run (a stage entered twice in one run adds up).
+  static std::map<std::string, std::vector<double>>& runs() {
+    static std::map<std::string, std::vector<double>> r;
+    return r;
+  }
+  static void next_run() {
+    for (auto& [name, ms] : runs()) ms.push_back(0.0);
+  }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  static Clock::time_point& started() {
+    thread_local Clock::time_point t;
+    return t;
+  }
+  static std::unique_ptr<at::ObserverContext> on_start(const at::RecordFunction& fn) {
+    if (std::strncmp(fn.name(), "swap.", 5) != 0) return nullptr;
+    if (s_sync) cuda_synchronize();
+    started() = Clock::now();
+    return nullptr;
+  }
+  static void on_end(const at::RecordFunction& fn, at::ObserverContext*) {
+    if (std::strncmp(fn.name(), "swap.", 5) != 0) return;
+    if (s_sync) cuda_synchronize();
+    const double ms = std::chrono::duration<double, std::milli>(Clock::now() - started()).count();
+    auto& series = runs()[fn.name()];
+    if (series.empty()) series.push_back(0.0);
+    series.back() += ms;
+  }
+  static inline bool s_sync = false;
+  at::CallbackHandle handle_;
+};
+
+// p50 ms per stage over `iterations` runs of `run`, issued (no waits) and
+// synchronised at the stage boundaries; printed and returned as JSON.
+nlohmann::json time_stages(const std::function<void()>& run, int iterations) {
+  nlohmann::json j = nlohmann::json::object();
+  std::map<std::string, std::array<double, 2>> p50;
+  for (const bool sync : {false, true}) {
+    StageTimer::runs().clear();
+    run();  // warm-up
+    cuda_synchronize();
+    StageTimer timer(sync);
+    for (int i = 0; i < iterations; ++i) {
+      StageTimer::next_run();
+      run();
+      cuda_synchronize();
+    }
+    for (auto& [name, ms] : StageTimer::runs()) {
+      std::sort(ms.begin(), ms.end());
+      p50[name][sync ? 1 : 0] = ms[ms.size() / 2];
+    }
+  }
+  std::cout << "ms per stage of one swap, p50 (issued: the host's time without waiting for the device; "
+            << "synchronised: waiting at each stage's end)\n  stage            issued synchronised\n";
+  std::array<double, 2> total{0, 0};
+  for (const auto& [name, ms] : p50) {
+    std::cout << "  " << std::left << std::setw(16) << name << std::right << std::fixed << std::setprecision(2)
+              << std::setw(7) << ms[0] << std::setw(13) << ms[1] << "\n";
+    total[0] += ms[0], total[1] += ms[1];
+    j[name] = {{"issued_ms", ms[0]}, {"synchronised_ms", ms[1]}};
+  }
+  std::cout << "  " << std::left << std::setw(16) << "sum" << std::right << std::setw(7) << total[0] << std::setw(13)
+            << total[1] << "\n";
+  return j;
+}
+
 }  // namespace
 
 const char* kBenchSwapQualityUsage = R"(usage: visage bench swap-quality --sources A,B,... --targets X,Y,... [options]
@@ -377,6 +463,7 @@ options:
   --detector NAME, --landmarker NAME, --tile-size N (as for `visage analyse`)
   --device cpu|cuda, --fp16, --cuda-graphs, --threads N
   --count-ops          also count the ATen ops (and host waits) of one swap, per stage
+  --stage-times        also time each stage (host issue time, and with the device waited for at each stage's end)
   --json FILE          also write the results as JSON
 )";
 
@@ -398,6 +485,7 @@ int bench_swap(Args& args) {
   if (auto v = args.value("--landmarker")) options.analyser.landmarker = parse_face_landmarker(*v);
   options.analyser.tile_size = args.int_or("--tile-size", 0);
   const bool with_op_counts = args.flag("--count-ops");
+  const bool with_stage_times = args.flag("--stage-times");
   args.finish();
   Image target_img = read_image(target_path);
   at::Tensor frame = fit_into(target_img.rgb, 1920, 1080);
@@ -432,6 +520,8 @@ int bench_swap(Args& args) {
   nlohmann::json op_counts;
   if (with_op_counts)
     op_counts = count_ops([&] { swapper.swap(frame, jobs); }, options.analyser.runtime.device != Device::cpu);
+  nlohmann::json stage_times;
+  if (with_stage_times) stage_times = time_stages([&] { swapper.swap(frame, jobs); }, iterations);
   if (json_path) {
     nlohmann::json j = {{"device", device},
                         {"analyse_ms", {analyse.p50, analyse.p90}},
@@ -439,6 +529,7 @@ int bench_swap(Args& args) {
                         {"decode_ms", decode.p50},
                         {"encode_ms", encode.p50}};
     if (with_op_counts) j["ops"] = op_counts;
+    if (with_stage_times) j["stage_ms"] = stage_times;
     std::string text = j.dump(2);
     write_file_atomically(*json_path, std::span(reinterpret_cast<const uint8_t*>(text.data()), text.size()));
   }
