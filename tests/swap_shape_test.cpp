@@ -6,9 +6,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <span>
 
 #include "face/mesh.hpp"
 #include "face_test_support.hpp"
+#include "swap/mesh_topology.hpp"
 #include "swap/shape_transfer.hpp"
 #include "test_support.hpp"
 #include "visage/face.hpp"
@@ -158,6 +160,33 @@ TEST_F(SwapShape, OpenMouthedTargetKeepsItsChinDown) {
   EXPECT_LT(chin_move(opened, *target), 0.85f * chin_move(measured, *target));
   EXPECT_LT(nme_68(opened, *target), 0.8f * nme_68(measured, *target));
   EXPECT_LT(largest_move(opened, *target), 0.075f);
+}
+
+// The per-face steps fit rotations in plain doubles (Horn's quaternion
+// method); they must give the rotation of the SVD fit (`kabsch`, ATen): each
+// registry face's canonical shape as `canonical_shape` makes it and as the
+// SVD fit of the same centred, unit-RMS points to the canonical mesh does.
+TEST_F(SwapShape, PlainRotationFitMatchesTheSvdFit) {
+  ASSERT_FALSE(faces.empty());
+  at::Tensor canonical = at::empty({468, 3}, at::kDouble);
+  for (int v = 0; v < 468; ++v)
+    for (int k = 0; k < 3; ++k) canonical[v][k] = swap::canonical_mesh[3 * v + k];
+  canonical = canonical - canonical.mean(0, true);
+  for (const Face& f : faces) {
+    at::Tensor m = swap::as_tensor(std::span<const Point3>(f.mesh.data(), 468));
+    m = m - m.mean(0, true);
+    m = m / m.pow(2).sum(1).mean().sqrt();
+    const std::vector<Point3> svd = swap::as_points(m.mm(swap::kabsch(m, canonical)));
+    const std::vector<Point3> plain = swap::canonical_shape(f.mesh);
+    float largest = 0;
+    for (int v = 0; v < 468; ++v)
+      largest = std::max(
+          {largest, std::abs(svd[v].x - plain[v].x), std::abs(svd[v].y - plain[v].y), std::abs(svd[v].z - plain[v].z)});
+    EXPECT_LT(largest, 1e-5f);  // unit-RMS shapes: 1e-5 of the face's size
+    // And it is a fit at all: the shape turned into the canonical frame
+    // faces the camera (its nose tip, vertex 1, in front: z below the mean).
+    EXPECT_LT(plain[1].z, -0.1f);
+  }
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 
 #include "swap/mesh_topology.hpp"
@@ -43,6 +44,117 @@ at::Tensor kabsch(const at::Tensor& from, const at::Tensor& to) {
 }
 
 namespace {
+
+// The per-face steps below run on the host in plain doubles: as ATen calls
+// on [468, 3] tensors they were ~90 calls and 0.7 ms a face, a host cost
+// that on a device comes before any of the face's kernels can start.
+using Vec3 = std::array<double, 3>;
+using Mat3 = std::array<Vec3, 3>;
+using Cloud = std::vector<Vec3>;
+
+Cloud cloud_of(std::span<const Point3> mesh) {
+  Cloud c(mesh.size());
+  for (size_t i = 0; i < mesh.size(); ++i) c[i] = {mesh[i].x, mesh[i].y, mesh[i].z};
+  return c;
+}
+
+std::vector<Point3> points_of(const Cloud& c) {
+  std::vector<Point3> out(c.size());
+  for (size_t i = 0; i < c.size(); ++i)
+    out[i] = {static_cast<float>(c[i][0]), static_cast<float>(c[i][1]), static_cast<float>(c[i][2])};
+  return out;
+}
+
+Vec3 mean_of(const Cloud& c) {
+  Vec3 m{0, 0, 0};
+  for (const Vec3& p : c)
+    for (int k = 0; k < 3; ++k) m[k] += p[k];
+  for (double& v : m) v /= static_cast<double>(std::max<size_t>(1, c.size()));
+  return m;
+}
+
+// `c` minus `m`, divided by the result's RMS distance from the origin (set
+// into `rms` when given; 1 for a degenerate set).
+Cloud centred_unit(const Cloud& c, const Vec3& m, double* rms = nullptr) {
+  Cloud out(c.size());
+  double sum = 0;
+  for (size_t i = 0; i < c.size(); ++i)
+    for (int k = 0; k < 3; ++k) {
+      out[i][k] = c[i][k] - m[k];
+      sum += out[i][k] * out[i][k];
+    }
+  double scale = std::sqrt(sum / static_cast<double>(std::max<size_t>(1, c.size())));
+  if (!(scale > 0)) scale = 1;
+  for (Vec3& p : out)
+    for (double& v : p) v /= scale;
+  if (rms) *rms = scale;
+  return out;
+}
+
+// Rotation R (row vectors: from R ~ to) without reflection minimising
+// |from R - to| for centred point sets: Horn's closed form (the unit
+// quaternion is the eigenvector of the largest eigenvalue of a symmetric 4x4
+// matrix, found by Jacobi rotations). The same rotation as `kabsch`.
+Mat3 rotation_between(const Cloud& from, const Cloud& to) {
+  double s[3][3] = {};
+  for (size_t i = 0; i < from.size(); ++i)
+    for (int a = 0; a < 3; ++a)
+      for (int b = 0; b < 3; ++b) s[a][b] += from[i][a] * to[i][b];
+  const double xx = s[0][0], xy = s[0][1], xz = s[0][2], yx = s[1][0], yy = s[1][1], yz = s[1][2], zx = s[2][0],
+               zy = s[2][1], zz = s[2][2];
+  double n[4][4] = {{xx + yy + zz, yz - zy, zx - xz, xy - yx},
+                    {yz - zy, xx - yy - zz, xy + yx, zx + xz},
+                    {zx - xz, xy + yx, -xx + yy - zz, yz + zy},
+                    {xy - yx, zx + xz, yz + zy, -xx - yy + zz}};
+  double v[4][4] = {{1, 0, 0, 0}, {0, 1, 0, 0}, {0, 0, 1, 0}, {0, 0, 0, 1}};
+  for (int sweep = 0; sweep < 32; ++sweep) {
+    double off = 0, diag = 0;
+    for (int p = 0; p < 4; ++p) {
+      diag += n[p][p] * n[p][p];
+      for (int q = p + 1; q < 4; ++q) off += n[p][q] * n[p][q];
+    }
+    if (off <= 1e-30 * std::max(diag, 1e-300)) break;
+    for (int p = 0; p < 3; ++p)
+      for (int q = p + 1; q < 4; ++q) {
+        if (n[p][q] == 0) continue;
+        const double theta = (n[q][q] - n[p][p]) / (2 * n[p][q]);
+        const double t = (theta >= 0 ? 1.0 : -1.0) / (std::abs(theta) + std::sqrt(theta * theta + 1));
+        const double c = 1 / std::sqrt(t * t + 1), sn = t * c;
+        for (int k = 0; k < 4; ++k) {  // columns p, q
+          const double kp = n[k][p], kq = n[k][q];
+          n[k][p] = c * kp - sn * kq, n[k][q] = sn * kp + c * kq;
+        }
+        for (int k = 0; k < 4; ++k) {  // rows p, q
+          const double pk = n[p][k], qk = n[q][k];
+          n[p][k] = c * pk - sn * qk, n[q][k] = sn * pk + c * qk;
+        }
+        for (int k = 0; k < 4; ++k) {
+          const double kp = v[k][p], kq = v[k][q];
+          v[k][p] = c * kp - sn * kq, v[k][q] = sn * kp + c * kq;
+        }
+      }
+  }
+  int best = 0;
+  for (int k = 1; k < 4; ++k)
+    if (n[k][k] > n[best][best]) best = k;
+  double w = v[0][best], x = v[1][best], y = v[2][best], z = v[3][best];
+  const double norm = std::sqrt(w * w + x * x + y * y + z * z);
+  w /= norm, x /= norm, y /= norm, z /= norm;
+  // The quaternion's rotation Q acts on column vectors (to ~ Q from); for
+  // row vectors R is its transpose.
+  const Mat3 q = {{{w * w + x * x - y * y - z * z, 2 * (x * y - w * z), 2 * (x * z + w * y)},
+                   {2 * (x * y + w * z), w * w - x * x + y * y - z * z, 2 * (y * z - w * x)},
+                   {2 * (x * z - w * y), 2 * (y * z + w * x), w * w - x * x - y * y + z * z}}};
+  Mat3 r;
+  for (int a = 0; a < 3; ++a)
+    for (int b = 0; b < 3; ++b) r[a][b] = q[b][a];
+  return r;
+}
+
+Vec3 times(const Vec3& p, const Mat3& r) {
+  return {p[0] * r[0][0] + p[1] * r[1][0] + p[2] * r[2][0], p[0] * r[0][1] + p[1] * r[1][1] + p[2] * r[2][1],
+          p[0] * r[0][2] + p[1] * r[1][2] + p[2] * r[2][2]};
+}
 
 // The jaw's hinge in the canonical frame (y down, z away from the camera):
 // in front of the ears (vertices 234 / 454 lie at y -0.10, z 1.23), a little
@@ -88,18 +200,17 @@ std::vector<float> make_jaw_weights() {
   return w;
 }
 
-// `points` [468, 3] (canonical frame) with each vertex turned by its jaw
-// weight times `turn` (radians, opening the mouth when positive) about the
-// hinge `hinge_y`, `hinge_z`.
-at::Tensor turn_jaw(const at::Tensor& points, double turn, double hinge_y, double hinge_z) {
+// `points` (468, canonical frame) with each vertex turned by its jaw weight
+// times `turn` (radians, opening the mouth when positive) about the hinge
+// `hinge_y`, `hinge_z`.
+Cloud turn_jaw(const Cloud& points, double turn, double hinge_y, double hinge_z) {
   const auto& weight = jaw_weights();
-  at::Tensor out = points.clone();
-  auto a = out.accessor<double, 2>();
+  Cloud out = points;
   for (int v = 0; v < mesh_vertices; ++v) {
     const double t = turn * weight[v], c = std::cos(t), s = std::sin(t);
-    const double ry = a[v][1] - hinge_y, rz = a[v][2] - hinge_z;
-    a[v][1] = hinge_y + ry * c - rz * s;
-    a[v][2] = hinge_z + ry * s + rz * c;
+    const double ry = points[v][1] - hinge_y, rz = points[v][2] - hinge_z;
+    out[v][1] = hinge_y + ry * c - rz * s;
+    out[v][2] = hinge_z + ry * s + rz * c;
   }
   return out;
 }
@@ -113,29 +224,28 @@ const std::vector<float>& jaw_weights() {
 
 std::vector<Point3> open_jaw_like(std::span<const Point3> shape, std::span<const Point3> target, float jaw_share) {
   const auto& weight = jaw_weights();
-  at::Tensor s = as_tensor(shape.first(mesh_vertices));
-  at::Tensor t = as_tensor(target.first(mesh_vertices));
+  const Cloud s = cloud_of(shape.first(mesh_vertices));
+  const Cloud t = cloud_of(target.first(mesh_vertices));
   // The target in the shape's frame, aligned on the skull alone (an open jaw
   // would tilt and shrink a fit over the whole face).
-  std::vector<int64_t> skull;
+  Cloud s_skull, t_skull;
   for (int v = 0; v < mesh_vertices; ++v)
-    if (weight[v] < 0.5f) skull.push_back(v);
-  at::Tensor ids = at::tensor(skull);
-  at::Tensor s_mean = s.index_select(0, ids).mean(0, true), t_mean = t.index_select(0, ids).mean(0, true);
-  at::Tensor s_skull = s.index_select(0, ids) - s_mean, t_skull = t.index_select(0, ids) - t_mean;
-  const double s_scale = s_skull.pow(2).sum(1).mean().sqrt().item<double>();
-  const double t_scale = t_skull.pow(2).sum(1).mean().sqrt().item<double>();
-  at::Tensor r = kabsch(t_skull / t_scale, s_skull / s_scale);
-  at::Tensor target_here = ((t - t_mean) / t_scale).mm(r) * s_scale + s_mean;
+    if (weight[v] < 0.5f) s_skull.push_back(s[v]), t_skull.push_back(t[v]);
+  const Vec3 s_mean = mean_of(s_skull), t_mean = mean_of(t_skull);
+  double s_scale = 1, t_scale = 1;
+  const Mat3 r = rotation_between(centred_unit(t_skull, t_mean, &t_scale), centred_unit(s_skull, s_mean, &s_scale));
+  Cloud target_here(mesh_vertices);
+  for (int v = 0; v < mesh_vertices; ++v) {
+    const Vec3 p = times({t[v][0] - t_mean[0], t[v][1] - t_mean[1], t[v][2] - t_mean[2]}, r);
+    for (int k = 0; k < 3; ++k) target_here[v][k] = p[k] / t_scale * s_scale + s_mean[k];
+  }
   // The hinge where the canonical frame has it; `shape` is centred on its mean.
   const Point3 centre = canonical_mean();
   const double hinge_y = kHingeY - centre.y, hinge_z = kHingeZ - centre.z;
-  auto ta = target_here.accessor<double, 2>();
   // Gauss-Newton on the turn: the inner lips' gaps (y, z) as the target's.
   double turn = 0;
-  at::Tensor turned = s;
+  Cloud turned = s;
   for (int iteration = 0; iteration < 3; ++iteration) {
-    auto sa = turned.accessor<double, 2>();
     double num = 0, den = 0;
     for (const auto& pair : kLipPairs) {
       const int u = pair[0], l = pair[1];
@@ -143,11 +253,11 @@ std::vector<Point3> open_jaw_like(std::span<const Point3> shape, std::span<const
       for (int k = 0; k < 2; ++k) {
         const int v = k ? l : u;
         const double sign = k ? 1.0 : -1.0;
-        jy += sign * weight[v] * -(sa[v][2] - hinge_z);
-        jz += sign * weight[v] * (sa[v][1] - hinge_y);
+        jy += sign * weight[v] * -(turned[v][2] - hinge_z);
+        jz += sign * weight[v] * (turned[v][1] - hinge_y);
       }
-      const double ey = (ta[l][1] - ta[u][1]) - (sa[l][1] - sa[u][1]);
-      const double ez = (ta[l][2] - ta[u][2]) - (sa[l][2] - sa[u][2]);
+      const double ey = (target_here[l][1] - target_here[u][1]) - (turned[l][1] - turned[u][1]);
+      const double ez = (target_here[l][2] - target_here[u][2]) - (turned[l][2] - turned[u][2]);
       num += ey * jy + ez * jz;
       den += jy * jy + jz * jz;
     }
@@ -160,43 +270,55 @@ std::vector<Point3> open_jaw_like(std::span<const Point3> shape, std::span<const
   // a worst NME of 0.040; 0.7: 12.9% / 0.038; all of it: 9.8% / 0.043 (a
   // closed-mouthed source looks less like itself on a wide-open jaw); none
   // (the shape as measured): 11.9% / 0.057.
-  return as_points(turn_jaw(s, turn * jaw_share, hinge_y, hinge_z));
+  return points_of(turn_jaw(s, turn * jaw_share, hinge_y, hinge_z));
 }
 
 std::vector<Point3> canonical_shape(std::span<const Point3> mesh) {
-  at::Tensor m = as_tensor(mesh.first(mesh_vertices));
-  m = m - m.mean(0, true);
-  m = m / m.pow(2).sum(1).mean().sqrt();
-  at::Tensor c = at::empty({mesh_vertices, 3}, at::kDouble);
-  auto a = c.accessor<double, 2>();
+  const Cloud m = cloud_of(mesh.first(mesh_vertices));
+  const Cloud shape = centred_unit(m, mean_of(m));
+  Cloud canonical(mesh_vertices);
   for (int v = 0; v < mesh_vertices; ++v) {
     const Point3 p = canonical_point(v);
-    a[v][0] = p.x, a[v][1] = p.y, a[v][2] = p.z;
+    canonical[v] = {p.x, p.y, p.z};
   }
-  return as_points(m.mm(kabsch(m, c - c.mean(0, true))));
+  const Vec3 centre = mean_of(canonical);
+  for (Vec3& p : canonical)
+    for (int k = 0; k < 3; ++k) p[k] -= centre[k];
+  const Mat3 r = rotation_between(shape, canonical);
+  Cloud out(mesh_vertices);
+  for (int v = 0; v < mesh_vertices; ++v) out[v] = times(shape[v], r);
+  return points_of(out);
 }
 
 std::vector<Point3> transfer_shape(std::span<const Point3> shape, std::span<const Point3> target, float weight,
                                    float jaw_share) {
   const auto& topo = mesh_topology();
-  at::Tensor t = as_tensor(target.first(mesh_vertices));
-  at::Tensor s = as_tensor(open_jaw_like(shape, target, jaw_share));
-  s = s - s.mean(0, true);
-  s = s / s.pow(2).sum(1).mean().sqrt();
+  const Cloud t = cloud_of(target.first(mesh_vertices));
+  const Cloud opened = cloud_of(open_jaw_like(shape, target, jaw_share));
+  const Cloud s = centred_unit(opened, mean_of(opened));
   // The shape placed onto the target mesh (3D similarity), as the target
   // mesh would be with the source's face shape.
-  at::Tensor t_mean = t.mean(0, true);
-  at::Tensor tc = t - t_mean;
-  const double scale = tc.pow(2).sum(1).mean().sqrt().item<double>();
-  at::Tensor fitted = s.mm(kabsch(s, tc / scale)) * scale + t_mean;
-  at::Tensor delta = (fitted - t) * static_cast<double>(weight);
+  const Vec3 t_mean = mean_of(t);
+  double scale = 1;
+  const Mat3 r = rotation_between(s, centred_unit(t, t_mean, &scale));
+  Cloud delta(mesh_vertices);
+  for (int v = 0; v < mesh_vertices; ++v) {
+    const Vec3 p = times(s[v], r);
+    for (int k = 0; k < 3; ++k) delta[v][k] = (p[k] * scale + t_mean[k] - t[v][k]) * static_cast<double>(weight);
+  }
   // Lips and eyes keep their own shape (expression) and move with their region.
   for (const auto* region : {&topo.mouth, &topo.left_eye, &topo.right_eye}) {
     if (region->empty()) continue;
-    at::Tensor ids = at::tensor(std::vector<int64_t>(region->begin(), region->end()));
-    delta.index_copy_(0, ids, delta.index_select(0, ids).mean(0, true).expand({ids.size(0), 3}).contiguous());
+    Vec3 mean{0, 0, 0};
+    for (int v : *region)
+      for (int k = 0; k < 3; ++k) mean[k] += delta[v][k];
+    for (double& m : mean) m /= static_cast<double>(region->size());
+    for (int v : *region) delta[v] = mean;
   }
-  return as_points(t + delta);
+  Cloud moved(mesh_vertices);
+  for (int v = 0; v < mesh_vertices; ++v)
+    for (int k = 0; k < 3; ++k) moved[v][k] = t[v][k] + delta[v][k];
+  return points_of(moved);
 }
 
 }  // namespace visage::swap

@@ -12,6 +12,7 @@
 //      test) or covered (skin model); where both are unusable, the target's own;
 //   4. colour transfer, masks (box, regions, occlusion), blending.
 #include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
 
 #include <algorithm>
 #include <cmath>
@@ -506,6 +507,7 @@ size_t FaceSwapper::faces_swapped() const { return impl_->swapped; }
 
 SourceFace FaceSwapper::prepare_source(const std::vector<at::Tensor>& images) const {
   if (images.empty()) throw Error(ErrorKind::bad_input, "no source image given");
+  c10::InferenceMode inference_mode;
   // A const analyser call would need its own sessions: a clone shares the models.
   FaceAnalyser analyser = impl_->analyser.clone();
   const auto& topo = mesh_topology();
@@ -597,6 +599,10 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target, const SourceFace& source,
 
 at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<SwapAssignment>& assignments) {
   face::check_rgb(target_in);
+  // No autograd bookkeeping for the compositing's ~900 ATen calls a face
+  // (version counters, views' autograd metadata): on a device the host's
+  // time to issue them is what a swap costs.
+  c10::InferenceMode inference_mode;
   const SwapOptions& options = impl_->options;
   const auto& topo = mesh_topology();
   at::Device device = device_of(options);
