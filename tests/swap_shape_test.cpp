@@ -162,6 +162,34 @@ TEST_F(SwapShape, OpenMouthedTargetKeepsItsChinDown) {
   EXPECT_LT(largest_move(opened, *target), 0.075f);
 }
 
+// Raised brows are expression: a target whose brows are raised (moved up by
+// 4% of the face here, on registry faces) gets brows raised by the brow
+// share of that on the new mesh (relative to the eye corners, which stay),
+// not the source's brows unchanged.
+TEST_F(SwapShape, TargetsRaisedBrowsCarryOverByTheBrowShare) {
+  ASSERT_GE(faces.size(), 2u);
+  const int brows[] = {70, 63, 105, 66, 107, 46, 53, 52, 65, 55, 300, 293, 334, 296, 336, 276, 283, 282, 295, 285};
+  auto brow_height = [&](const std::vector<Point3>& m) {
+    double brow = 0;
+    for (int v : brows) brow += m[v].y;
+    return (m[33].y + m[133].y + m[263].y + m[362].y) / 4 - brow / 20;  // image y grows downwards
+  };
+  for (size_t s = 0; s < 2; ++s) {
+    const Face& target = faces[1 - s];
+    const std::vector<Point3> shape = swap::canonical_shape(faces[s].mesh);
+    std::vector<Point3> raised = target.mesh;
+    const float d = 0.04f * face_size(target);
+    for (int v : brows) raised[v].y -= d;
+    for (const float share : {0.f, swap::kBrowShareOfRaise}) {
+      const double before = brow_height(swap::transfer_shape(shape, target.mesh, 1.f, swap::kJawShareOfGap, share));
+      const double after = brow_height(swap::transfer_shape(shape, raised, 1.f, swap::kJawShareOfGap, share));
+      const double carried = (after - before) / d;
+      std::printf("source %zu -> target %zu, brow share %.1f: raise carried over %.3f\n", s, 1 - s, share, carried);
+      EXPECT_NEAR(carried, share, 0.15) << "source " << s << ", share " << share;
+    }
+  }
+}
+
 // The per-face steps fit rotations in plain doubles (Horn's quaternion
 // method); they must give the rotation of the SVD fit (`kabsch`, ATen): each
 // registry face's canonical shape as `canonical_shape` makes it and as the

@@ -222,23 +222,80 @@ const std::vector<float>& jaw_weights() {
   return weights;
 }
 
-std::vector<Point3> open_jaw_like(std::span<const Point3> shape, std::span<const Point3> target, float jaw_share) {
+namespace {
+
+// `target` (a posed mesh, any frame) in the frame of `shape` (canonical,
+// unit RMS), aligned on the skull alone (an open jaw would tilt and shrink
+// a fit over the whole face).
+Cloud target_in_shape_frame(const Cloud& s, const Cloud& t) {
   const auto& weight = jaw_weights();
-  const Cloud s = cloud_of(shape.first(mesh_vertices));
-  const Cloud t = cloud_of(target.first(mesh_vertices));
-  // The target in the shape's frame, aligned on the skull alone (an open jaw
-  // would tilt and shrink a fit over the whole face).
   Cloud s_skull, t_skull;
   for (int v = 0; v < mesh_vertices; ++v)
     if (weight[v] < 0.5f) s_skull.push_back(s[v]), t_skull.push_back(t[v]);
   const Vec3 s_mean = mean_of(s_skull), t_mean = mean_of(t_skull);
   double s_scale = 1, t_scale = 1;
   const Mat3 r = rotation_between(centred_unit(t_skull, t_mean, &t_scale), centred_unit(s_skull, s_mean, &s_scale));
-  Cloud target_here(mesh_vertices);
+  Cloud out(mesh_vertices);
   for (int v = 0; v < mesh_vertices; ++v) {
     const Vec3 p = times({t[v][0] - t_mean[0], t[v][1] - t_mean[1], t[v][2] - t_mean[2]}, r);
-    for (int k = 0; k < 3; ++k) target_here[v][k] = p[k] / t_scale * s_scale + s_mean[k];
+    for (int k = 0; k < 3; ++k) out[v][k] = p[k] / t_scale * s_scale + s_mean[k];
   }
+  return out;
+}
+
+// Brows (upper and lower edge) and each eye's corners (which stay put when
+// the lids move), per side of the face.
+constexpr int kBrows[2][10] = {{70, 63, 105, 66, 107, 46, 53, 52, 65, 55},
+                               {300, 293, 334, 296, 336, 276, 283, 282, 295, 285}};
+constexpr int kEyeCorners[2][2] = {{33, 133}, {263, 362}};
+// A brow moves by at most about a third of its height above the eye
+// corners (a misread mesh must not fling it).
+constexpr double kMaxBrowMove = 0.12;
+
+double smoothstep(double t) {
+  t = std::clamp(t, 0.0, 1.0);
+  return t * t * (3 - 2 * t);
+}
+
+// How much a vertex moves with its side's brow when the brow is raised (the
+// canonical frame's y: eye corners at -0.58, brows -0.9 to -1.1, the top of
+// the forehead -1.68): none from the upper lid down (the eyes move rigidly
+// anyway), fully on the brow, fading out up the forehead and past the
+// brow's outer end.
+double brow_weight(const Point3& c) {
+  const double up = smoothstep((-0.70 - c.y) / 0.20) * smoothstep((c.y + 1.60) / 0.50);
+  return up * smoothstep((1.45 - std::abs(c.x)) / 0.35);
+}
+
+}  // namespace
+
+std::vector<Point3> raise_brows_like(std::span<const Point3> shape, std::span<const Point3> target, float brow_share) {
+  Cloud s = cloud_of(shape.first(mesh_vertices));
+  if (brow_share == 0.f) return points_of(s);
+  const Cloud t = target_in_shape_frame(s, cloud_of(target.first(mesh_vertices)));
+  // Each brow's height above its eye's corners (y grows downwards).
+  auto raise = [](const Cloud& m, int side) {
+    double brow = 0, corners = 0;
+    for (int v : kBrows[side]) brow += m[v][1];
+    for (int v : kEyeCorners[side]) corners += m[v][1];
+    return corners / 2 - brow / 10;
+  };
+  double move[2];
+  for (int side = 0; side < 2; ++side)
+    move[side] = std::clamp((raise(t, side) - raise(s, side)) * brow_share, -kMaxBrowMove, kMaxBrowMove);
+  for (int v = 0; v < mesh_vertices; ++v) {
+    const Point3 c = canonical_point(v);
+    // Side 0 is the image-left brow (negative x); the midline takes both halves.
+    const double left = smoothstep((0.15 - c.x) / 0.30);
+    s[v][1] -= (left * move[0] + (1 - left) * move[1]) * brow_weight(c);
+  }
+  return points_of(s);
+}
+
+std::vector<Point3> open_jaw_like(std::span<const Point3> shape, std::span<const Point3> target, float jaw_share) {
+  const auto& weight = jaw_weights();
+  const Cloud s = cloud_of(shape.first(mesh_vertices));
+  const Cloud target_here = target_in_shape_frame(s, cloud_of(target.first(mesh_vertices)));
   // The hinge where the canonical frame has it; `shape` is centred on its mean.
   const Point3 centre = canonical_mean();
   const double hinge_y = kHingeY - centre.y, hinge_z = kHingeZ - centre.z;
@@ -291,10 +348,10 @@ std::vector<Point3> canonical_shape(std::span<const Point3> mesh) {
 }
 
 std::vector<Point3> transfer_shape(std::span<const Point3> shape, std::span<const Point3> target, float weight,
-                                   float jaw_share) {
+                                   float jaw_share, float brow_share) {
   const auto& topo = mesh_topology();
   const Cloud t = cloud_of(target.first(mesh_vertices));
-  const Cloud opened = cloud_of(open_jaw_like(shape, target, jaw_share));
+  const Cloud opened = cloud_of(raise_brows_like(open_jaw_like(shape, target, jaw_share), target, brow_share));
   const Cloud s = centred_unit(opened, mean_of(opened));
   // The shape placed onto the target mesh (3D similarity), as the target
   // mesh would be with the source's face shape.
