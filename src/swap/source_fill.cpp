@@ -96,6 +96,10 @@ MixedTexture mix_sides(const SourceSide& direct, const SourceSide& mirrored, con
   return {rgb.clamp(0.f, 255.f).contiguous(), (weight + fill).clamp(0.f, 1.f).contiguous()};
 }
 
+at::Tensor source_share(const at::Tensor& weight, const at::Tensor& fade) {
+  return weight * (fade * 3.f).clamp_max(1.f);
+}
+
 at::Tensor unusable_fade(const at::Tensor& covered, const at::Tensor& weight, float face_size) {
   // Partly usable pixels count: the rows of a forehead just under a fringe
   // are a mix of the source's shadowed skin and the target's pixels.

@@ -62,4 +62,15 @@ MixedTexture mix_sides(const SourceSide& direct, const SourceSide& mirrored, con
 // holes (a nostril) are left to the blend.
 at::Tensor unusable_fade(const at::Tensor& covered, const at::Tensor& weight, float face_size);
 
+// How much of the layer is the source's and counts in the colour steps and
+// the blend: mix_sides' `weight`, given way to the target on the first third
+// of unusable_fade's rise (`fade`). Those rows are the source's last before
+// a fringe or a hand, in its shadow (half as light as the forehead below on
+// astronaut.png): measured as skin they pulled the edge matching's
+// correction up by ~25 levels just below them, and kept in the layer where
+// the blend mask is 0 the multi-band blend's coarse levels still carried
+// their dark band's light side lobes: both made the light line where the
+// source's forehead ends.
+at::Tensor source_share(const at::Tensor& weight, const at::Tensor& fade);
+
 }  // namespace visage::swap

@@ -902,7 +902,11 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
     // partner) the layer holds the target's own pixels, with a step in colour
     // at the change: the blend mask falls to 0 before such an area's edge, so
     // the step is not shown (source_fill.hpp).
-    feathered = feathered * unusable_fade(covered, own.squeeze(2), face_size);
+    const at::Tensor fade = unusable_fade(covered, own.squeeze(2), face_size);
+    feathered = feathered * fade;
+    // What the colour steps measure and the blend shows of the source: not
+    // the shadowed rows before such an area either (source_fill.hpp).
+    const at::Tensor share = source_share(own.squeeze(2), fade);
     at::Tensor features_mask = rasters.fill(features_id);
     if (options.mask.occlusion) {
       at::Tensor not_occluder = rasters.fill(own_features_id);
@@ -924,23 +928,24 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
     }
     stage.next("swap.colour");
     if (options.colour != ColourTransfer::none) {
-      at::Tensor skin = at::clamp_min(hull * own.squeeze(2) - features_mask, 0.f);
+      at::Tensor skin = at::clamp_min(hull * share - features_mask, 0.f);
       layer = transfer_colour(layer, bg_hwc, skin, options.colour);
     }
     stage.next("swap.edges");
     {
       // Measured on the skin of both faces; the mouth is no edge (the
       // target's own mouth interior lies inside the face).
-      at::Tensor skin = at::clamp_min(hull * own.squeeze(2) - features_mask - rasters.fill(old_features_id), 0.f);
+      at::Tensor skin = at::clamp_min(hull * share - features_mask - rasters.fill(old_features_id), 0.f);
       at::Tensor outer = at::maximum(feathered, rasters.fill(mouth_id));
       layer = match_edges(layer, bg_hwc, outer, skin, 0.05f * face_size, 0.2f * face_size);
     }
-    // Inside the face, where the source had nothing usable the layer holds
-    // the target's own pixels: the colour steps above were measured for the
-    // source's and would only shift those (the multi-band blend's coarse
-    // levels then carried a light band past the end of a forehead).
+    // Inside the face, where the source had nothing usable (or only its
+    // shadowed rows before such an area) the layer holds the target's own
+    // pixels: the colour steps above were measured for the source's and
+    // would only shift those (the multi-band blend's coarse levels then
+    // carried a light band past the end of a forehead).
     {
-      at::Tensor target_own = (covered * detail::one_minus(own.squeeze(2))).unsqueeze(2);
+      at::Tensor target_own = (covered * detail::one_minus(share)).unsqueeze(2);
       layer = layer + (bg_hwc - layer) * target_own;
     }
     stage.next("swap.blend");
