@@ -948,6 +948,32 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
       at::Tensor target_own = (covered * detail::one_minus(share)).unsqueeze(2);
       layer = layer + (bg_hwc - layer) * target_own;
     }
+    // Fine detail the source does not have: a source photo's face may be
+    // far smaller than the target's (a full-length photo: ~80 px), and its
+    // texture, enlarged, read as a blurred patch on a sharp target. On the
+    // skin (not the features of either face, whose edges would show twice)
+    // the target's own detail finer than the source's resolution is kept:
+    // skin texture and grain, not identity. Below the compose size it is
+    // added to the layer here; above it the paste brings the frame's detail
+    // back where the mask it is given is below 1 (paste_face).
+    at::Tensor paste_mask = feathered;
+    {
+      const Box source_box = face::bounding_box(flat(src.mesh));
+      const float coarser = face_size / std::max({source_box.width, source_box.height, 1.f});
+      at::Tensor skin = at::clamp_min(hull * own.squeeze(2) - features_mask - rasters.fill(old_features_id), 0.f);
+      // At most 0.95: paste_face writes the frame itself where its mask is
+      // 0 (the blend left the background there), not the face's.
+      at::Tensor keep = blur_mask(skin, 0.02f * face_size) * 0.95f;
+      if (coarser > 1.25f) {
+        // An image enlarged c times holds about what a Gaussian of c/2 leaves.
+        at::Tensor smooth =
+            detail::gaussian_blur_nchw(bg_hwc.permute({2, 0, 1}).unsqueeze(0).contiguous(), 0.5f * coarser)
+                .squeeze(0)
+                .permute({1, 2, 0});
+        layer = at::addcmul(layer, bg_hwc - smooth, (keep * feathered).unsqueeze(2));
+      }
+      paste_mask = feathered * detail::one_minus(keep);
+    }
     stage.next("swap.blend");
     at::Tensor blended = options.blend == BlendMode::multiband ? blend_multiband(layer, bg_hwc, feathered, blend_levels)
                                                                : blend(layer, bg_hwc, feathered, options.blend);
@@ -955,7 +981,7 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
     // target's own fine detail where the mask is below 1.
     stage.next("swap.paste");
     detail::paste_face(roi_pixels.narrow(0, cy0, ch).narrow(1, cx0, cw), bg_box, 0, 0, cw, ch, blended, bg_hwc,
-                       feathered);
+                       paste_mask);
     if (regions_only) frame_roi.copy_(roi_pixels);
     ++impl_->swapped;
     if (impl_->enhancer) {
