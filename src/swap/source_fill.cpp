@@ -38,6 +38,50 @@ at::Tensor weighted_lowpass(const Blurred& b, int64_t c) {
   return est.permute({1, 2, 0});
 }
 
+// Where the two sides meet along the face's midline on a turned source (the
+// switch of `facing_lean`, see mix_sides) both sides are in the source's own
+// penumbra: the direct side darkens as the nose ridge (or the philtrum, the
+// chin) turns away from the light, and its mirror partner is the same
+// stretch of the far side. A three-quarter source lit from its near side
+// gave a frontal target a dark line down the nose ridge, 12-16 pixels wide
+// at a 200-pixel face and half as light as the flanks. There the colour is
+// lifted (never darkened) to what lies left and right of the band: each
+// channel's horizontal low-pass outside the band over the pixel's own
+// (3x3) one. Across the face, not along it, because the features that
+// cross the midline (lips, the chin's crease, the nose's tip) are
+// horizontal: along them the band's neighbours are the same feature.
+at::Tensor lift_seam_valley(const at::Tensor& rgb, const at::Tensor& weight, const at::Tensor& facing_lean,
+                            const at::Tensor& apart, float face_size) {
+  const int64_t h = rgb.size(0), w = rgb.size(1);
+  // The band: within ~3% of the face of both a clearly direct (lean > 0.7)
+  // and a clearly mirrored (lean < 0.3) pixel, and near the midline (the
+  // two source points less than ~10% of the face apart): not round a far
+  // eye read from the direct side amid mirrored skin.
+  const int64_t reach = std::max<int64_t>(1, std::lround(0.04f * face_size));
+  at::Tensor ends = at::stack({facing_lean, detail::one_minus(facing_lean)}, 0).sub_(0.7f).div_(0.2f).clamp_(0.f, 1.f);
+  ends = at::max_pool2d(ends.unsqueeze(0), {2 * reach + 1, 2 * reach + 1}, {1, 1}, {reach, reach}).squeeze(0);
+  const int64_t soft = std::max<int64_t>(1, std::lround(0.015f * face_size));
+  at::Tensor band =
+      at::avg_pool2d((ends.select(0, 0) * ends.select(0, 1) * ((0.12f - apart) * (1.f / 0.06f)).clamp(0.f, 1.f))
+                         .view({1, 1, h, w}),
+                     {2 * soft + 1, 2 * soft + 1}, {1, 1}, {soft, soft}, false, false)
+          .view({h, w});
+  // Both low-passes over the usable pixels only (holes hold no colour).
+  at::Tensor outside = detail::one_minus(band) * weight;
+  at::Tensor across = at::cat({(rgb * outside.unsqueeze(2)).permute({2, 0, 1}), outside.unsqueeze(0)}, 0).unsqueeze(0);
+  const int64_t r = std::max<int64_t>(1, std::lround(0.04f * face_size));
+  for (int pass = 0; pass < 2; ++pass)  // two boxes: about a Gaussian of 0.033 of the face
+    across = at::avg_pool2d(across, {1, 2 * r + 1}, {1, 1}, {0, r}, false, false);
+  at::Tensor own = at::cat({(rgb * weight.unsqueeze(2)).permute({2, 0, 1}), weight.unsqueeze(0)}, 0).unsqueeze(0);
+  own = at::avg_pool2d(own, {3, 3}, {1, 1}, {1, 1}, false, false);
+  across = across.squeeze(0);
+  own = own.squeeze(0);
+  at::Tensor level = across.narrow(0, 0, 3) / across.narrow(0, 3, 1).clamp_min(1e-3f);
+  at::Tensor here = (own.narrow(0, 0, 3) / own.narrow(0, 3, 1).clamp_min(1e-3f)).clamp_min(1.f);
+  at::Tensor gain = (level / here).clamp(1.f, 2.5f);
+  return rgb * at::addcmul(at::ones_like(band), band, gain.sub_(1.f)).permute({1, 2, 0});
+}
+
 }  // namespace
 
 at::Tensor with_inner_shadows(const at::Tensor& usable, const at::Tensor& hull, float face_size) {
@@ -53,10 +97,11 @@ at::Tensor with_inner_shadows(const at::Tensor& usable, const at::Tensor& hull, 
 }
 
 MixedTexture mix_sides(const SourceSide& direct, const SourceSide& mirrored, const at::Tensor& covered,
-                       float face_size) {
+                       const at::Tensor& apart, float face_size) {
   // The direct point unless its mirror partner faced the camera clearly more
   // squarely (a three-quarter source's far side) and is usable ...
-  at::Tensor lean = ((direct.facing - mirrored.facing) / 0.3f + 1.f).clamp(0.f, 1.f);
+  const at::Tensor facing_lean = ((direct.facing - mirrored.facing) / 0.3f + 1.f).clamp(0.f, 1.f);
+  at::Tensor lean = facing_lean;
   // ... and giving way gradually towards the edge of a wider unusable area
   // of the direct side (its share of the covered pixels around: 0.5 at a
   // straight edge, ~1 near a small hole).
@@ -85,15 +130,19 @@ MixedTexture mix_sides(const SourceSide& direct, const SourceSide& mirrored, con
   at::Tensor weight = w_sum.clamp(0.f, 1.f) * covered;
 
   // Narrow holes: filled from the pixels around them, where those hold most
-  // of the neighbourhood (a wide unusable area is extended by ~1% of the
-  // face at most).
-  const Blurred holes = blur_together({rgb * weight.unsqueeze(2), weight, covered}, 0.03f * face_size);
+  // of the neighbourhood (a wide unusable area is extended by ~2% of the
+  // face at most). A blur over 3% of the face left the hole under a turned
+  // source's lower lip (its shadow joins the shaded far side: ~9% of the
+  // face across) holding the target's own chin, a light patch.
+  const Blurred holes = blur_together({rgb * weight.unsqueeze(2), weight, covered}, 0.05f * face_size);
   at::Tensor around = weighted_lowpass(holes, 0);
   at::Tensor support = holes.plane(3) / holes.plane(4).clamp_min(1e-3f);
   at::Tensor fill =
       detail::one_minus(weight) * covered * detail::smoothstep_unit(((support - 0.35f) / 0.3f).clamp(0.f, 1.f));
   rgb = (rgb * weight.unsqueeze(2) + around * fill.unsqueeze(2)) / (weight + fill).clamp_min(1e-3f).unsqueeze(2);
-  return {rgb.clamp(0.f, 255.f).contiguous(), (weight + fill).clamp(0.f, 1.f).contiguous()};
+  weight = (weight + fill).clamp(0.f, 1.f);
+  rgb = lift_seam_valley(rgb, weight, facing_lean, apart, face_size);
+  return {rgb.clamp(0.f, 255.f).contiguous(), weight.contiguous()};
 }
 
 at::Tensor source_share(const at::Tensor& weight, const at::Tensor& fade) {

@@ -46,11 +46,19 @@ struct MixedTexture {
 //    on the side it turns to; relighting only the mirrored side to the
 //    direct one's (what was done before) left a light/dark step where the
 //    share changed;
-//  - holes narrower than ~3% of the face that neither side covers (the
-//    nose's midline between two shaded flanks) are filled from around them.
-// `covered` is 1 where the target mesh covers the pixel.
+//  - holes up to ~9% of the face across that neither side covers (the
+//    nose's midline between two shaded flanks, the shadow under a turned
+//    source's lower lip) are filled from around them;
+//  - where the sides meet along the midline because the mirrored side faced
+//    the camera more squarely, the band is lifted to the colour left and
+//    right of it: there both sides are in the source's penumbra (a dark line
+//    down the nose ridge of a three-quarter source), which the smooth
+//    shading above is too wide to see.
+// `covered` is 1 where the target mesh covers the pixel; `apart` [H, W] is
+// the distance between the direct and the mirrored source point in face
+// sizes (0 on the face's midline).
 MixedTexture mix_sides(const SourceSide& direct, const SourceSide& mirrored, const at::Tensor& covered,
-                       float face_size);
+                       const at::Tensor& apart, float face_size);
 
 // Factor for the blend mask near wide areas where the layer holds no source
 // (`weight` of mix_sides below 1 inside `covered`: hair cut off a forehead, a

@@ -822,10 +822,14 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
     at::Tensor direct_rgb = samples.select(0, 0).narrow(2, 0, 3), mirror_rgb = samples.select(0, 1).narrow(2, 0, 3);
     at::Tensor direct_ok = ok.select(0, 0), mirror_ok = ok.select(0, 1);
     at::Tensor direct_facing = samples.select(0, 0).select(2, 5), mirror_facing = samples.select(0, 1).select(2, 5);
-    // Direct or mirrored, relit to one smooth shading, narrow holes filled (source_fill.hpp).
+    // Direct or mirrored, relit to one smooth shading, narrow holes filled,
+    // the midline's penumbra lifted (source_fill.hpp; `apart` in source face sizes).
     const at::Tensor& covered_sub = corr.covered;
+    const Box src_box = face::bounding_box(flat(src.mesh));
+    at::Tensor apart = (points.select(0, 0).narrow(2, 0, 2) - points.select(0, 1).narrow(2, 0, 2)).norm(2, 2);
+    apart.mul_(1.f / std::max({src_box.width, src_box.height, 1.f}));
     const MixedTexture mixed = mix_sides({direct_rgb, direct_ok, direct_facing}, {mirror_rgb, mirror_ok, mirror_facing},
-                                         covered_sub, face_size);
+                                         covered_sub, apart, face_size);
     const at::Tensor& texture = mixed.rgb;
     at::Tensor own_sub = mixed.weight.unsqueeze(2);
 
