@@ -141,7 +141,7 @@ MixedTexture mix_sides(const SourceSide& direct, const SourceSide& mirrored, con
       detail::one_minus(weight) * covered * detail::smoothstep_unit(((support - 0.35f) / 0.3f).clamp(0.f, 1.f));
   rgb = (rgb * weight.unsqueeze(2) + around * fill.unsqueeze(2)) / (weight + fill).clamp_min(1e-3f).unsqueeze(2);
   weight = (weight + fill).clamp(0.f, 1.f);
-  rgb = lift_seam_valley(rgb, weight, facing_lean, apart, face_size);
+  if (apart.defined()) rgb = lift_seam_valley(rgb, weight, facing_lean, apart, face_size);
   return {rgb.clamp(0.f, 255.f).contiguous(), weight.contiguous()};
 }
 

@@ -56,7 +56,8 @@ struct MixedTexture {
 //    shading above is too wide to see.
 // `covered` is 1 where the target mesh covers the pixel; `apart` [H, W] is
 // the distance between the direct and the mirrored source point in face
-// sizes (0 on the face's midline).
+// sizes (0 on the face's midline); undefined, no lifting (a frontal source:
+// the caller saves the work).
 MixedTexture mix_sides(const SourceSide& direct, const SourceSide& mirrored, const at::Tensor& covered,
                        const at::Tensor& apart, float face_size);
 
