@@ -53,7 +53,7 @@ at::Tensor weighted_lowpass(const Blurred& b, int64_t c) {
 at::Tensor lift_seam_valley(const at::Tensor& rgb, const at::Tensor& weight, const at::Tensor& facing_lean,
                             const at::Tensor& apart, float face_size) {
   const int64_t h = rgb.size(0), w = rgb.size(1);
-  // The band: within ~3% of the face of both a clearly direct (lean > 0.7)
+  // The band: within ~4% of the face of both a clearly direct (lean > 0.7)
   // and a clearly mirrored (lean < 0.3) pixel, and near the midline (the
   // two source points less than ~10% of the face apart): not round a far
   // eye read from the direct side amid mirrored skin.
