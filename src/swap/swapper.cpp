@@ -658,6 +658,8 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
     if (!job.source || !job.source->data) throw Error(ErrorKind::bad_input, "swap assignment without a source face");
     if (job.target.mesh.size() < mesh_vertices) continue;  // a detection without landmarks cannot be swapped
     const SourceFace::Data& src = *job.source->data;
+    const Box source_box = face::bounding_box(flat(src.mesh));  // the source face in its texture
+    const float source_face_size = std::max({source_box.width, source_box.height, 1.f});
     std::span<const Point3> old_mesh(job.target.mesh.data(), mesh_vertices);
     StageScope stage("swap.shape");
 
@@ -836,9 +838,8 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
     // Only a turned source's sides meet in its penumbra (no work for a frontal one).
     at::Tensor apart;
     if (src.turned) {
-      const Box src_box = face::bounding_box(flat(src.mesh));
       apart = (points.select(0, 0).narrow(2, 0, 2) - points.select(0, 1).narrow(2, 0, 2)).norm(2, 2);
-      apart.mul_(1.f / std::max({src_box.width, src_box.height, 1.f}));
+      apart.mul_(1.f / source_face_size);
     }
     const MixedTexture mixed = mix_sides({direct_rgb, direct_ok, direct_facing}, {mirror_rgb, mirror_ok, mirror_facing},
                                          covered_sub, apart, face_size);
@@ -974,8 +975,7 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
     // back where the mask it is given is below 1 (paste_face).
     at::Tensor paste_mask = feathered;
     {
-      const Box source_box = face::bounding_box(flat(src.mesh));
-      const float coarser = face_size / std::max({source_box.width, source_box.height, 1.f});
+      const float coarser = face_size / source_face_size;
       at::Tensor skin = at::clamp_min(hull * own.squeeze(2) - features_mask - rasters.fill(old_features_id), 0.f);
       // At most 0.95: paste_face writes the frame itself where its mask is
       // 0 (the blend left the background there), not the face's.
