@@ -949,12 +949,13 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
       layer = transfer_colour(layer, bg_hwc, skin, options.colour);
     }
     stage.next("swap.edges");
+    // The skin of both faces where the layer holds the source.
+    const at::Tensor both_skin = at::clamp_min(hull * share - features_mask - rasters.fill(old_features_id), 0.f);
     {
       // Measured on the skin of both faces; the mouth is no edge (the
       // target's own mouth interior lies inside the face).
-      at::Tensor skin = at::clamp_min(hull * share - features_mask - rasters.fill(old_features_id), 0.f);
       at::Tensor outer = at::maximum(feathered, rasters.fill(mouth_id));
-      layer = match_edges(layer, bg_hwc, outer, skin, 0.05f * face_size, 0.2f * face_size);
+      layer = match_edges(layer, bg_hwc, outer, both_skin, 0.05f * face_size, 0.2f * face_size);
     }
     // Inside the face, where the source had nothing usable (or only its
     // shadowed rows before such an area) the layer holds the target's own
@@ -976,10 +977,11 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
     at::Tensor paste_mask = feathered;
     {
       const float coarser = face_size / source_face_size;
-      at::Tensor skin = at::clamp_min(hull * own.squeeze(2) - features_mask - rasters.fill(old_features_id), 0.f);
-      // At most 0.95: paste_face writes the frame itself where its mask is
-      // 0 (the blend left the background there), not the face's.
-      at::Tensor keep = blur_mask(skin, 0.02f * face_size) * 0.95f;
+      // Only where the layer holds the source: elsewhere it holds the
+      // target's pixels, detail and all. At most 0.95: paste_face writes the
+      // frame itself where its mask is 0 (the blend left the background
+      // there), not the face's.
+      at::Tensor keep = blur_mask(both_skin, 0.02f * face_size) * 0.95f;
       if (coarser > 1.25f) {
         // An image enlarged c times holds about what a Gaussian of c/2 leaves.
         at::Tensor smooth =
