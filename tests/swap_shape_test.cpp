@@ -190,10 +190,20 @@ TEST_F(SwapShape, TargetsRaisedBrowsCarryOverByTheBrowShare) {
   }
 }
 
-// The per-face steps fit rotations in plain doubles (Horn's quaternion
-// method); they must give the rotation of the SVD fit (`kabsch`, ATen): each
-// registry face's canonical shape as `canonical_shape` makes it and as the
-// SVD fit of the same centred, unit-RMS points to the canonical mesh does.
+// Rotation R (no reflection) minimising |from R - to| for centred [N, 3]
+// point sets, by SVD (Kabsch): the reference for the library's plain fit.
+at::Tensor svd_rotation(const at::Tensor& from, const at::Tensor& to) {
+  auto [u, s, vh] = at::linalg_svd(from.t().mm(to), false);
+  at::Tensor d = at::eye(3, at::kDouble);
+  if (at::linalg_det(u.mm(vh)).item<double>() < 0) d[2][2] = -1;
+  return u.mm(d).mm(vh);
+}
+
+// The shape steps fit rotations in plain doubles (Horn's quaternion
+// method); they must give the rotation of the SVD fit: each registry face's
+// canonical shape as `canonical_shape` makes it and as the SVD fit of the
+// same centred, unit-RMS points to the canonical mesh does, and its
+// frontalness as the SVD fit of the canonical mesh onto it says.
 TEST_F(SwapShape, PlainRotationFitMatchesTheSvdFit) {
   ASSERT_FALSE(faces.empty());
   at::Tensor canonical = at::empty({468, 3}, at::kDouble);
@@ -201,16 +211,19 @@ TEST_F(SwapShape, PlainRotationFitMatchesTheSvdFit) {
     for (int k = 0; k < 3; ++k) canonical[v][k] = swap::canonical_mesh[3 * v + k];
   canonical = canonical - canonical.mean(0, true);
   for (const Face& f : faces) {
-    at::Tensor m = swap::as_tensor(std::span<const Point3>(f.mesh.data(), 468));
+    at::Tensor m = at::empty({468, 3}, at::kDouble);
+    for (int v = 0; v < 468; ++v) m[v][0] = f.mesh[v].x, m[v][1] = f.mesh[v].y, m[v][2] = f.mesh[v].z;
     m = m - m.mean(0, true);
     m = m / m.pow(2).sum(1).mean().sqrt();
-    const std::vector<Point3> svd = swap::as_points(m.mm(swap::kabsch(m, canonical)));
+    const at::Tensor svd = m.mm(svd_rotation(m, canonical));
     const std::vector<Point3> plain = swap::canonical_shape(f.mesh);
-    float largest = 0;
+    double largest = 0;
     for (int v = 0; v < 468; ++v)
-      largest = std::max(
-          {largest, std::abs(svd[v].x - plain[v].x), std::abs(svd[v].y - plain[v].y), std::abs(svd[v].z - plain[v].z)});
-    EXPECT_LT(largest, 1e-5f);  // unit-RMS shapes: 1e-5 of the face's size
+      largest =
+          std::max({largest, std::abs(svd[v][0].item<double>() - plain[v].x),
+                    std::abs(svd[v][1].item<double>() - plain[v].y), std::abs(svd[v][2].item<double>() - plain[v].z)});
+    EXPECT_LT(largest, 1e-5);  // unit-RMS shapes: 1e-5 of the face's size
+    EXPECT_NEAR(swap::frontalness(f.mesh), svd_rotation(canonical, m)[2][2].item<double>(), 1e-5);
     // And it is a fit at all: the shape turned into the canonical frame
     // faces the camera (its nose tip, vertex 1, in front: z below the mean).
     EXPECT_LT(plain[1].z, -0.1f);

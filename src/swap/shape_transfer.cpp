@@ -9,8 +9,6 @@
 // difference in shape.
 #include "swap/shape_transfer.hpp"
 
-#include <ATen/ATen.h>
-
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -19,35 +17,11 @@
 
 namespace visage::swap {
 
-at::Tensor as_tensor(std::span<const Point3> mesh) {
-  at::Tensor t = at::empty({static_cast<int64_t>(mesh.size()), 3}, at::kDouble);
-  auto a = t.accessor<double, 2>();
-  for (size_t i = 0; i < mesh.size(); ++i) a[i][0] = mesh[i].x, a[i][1] = mesh[i].y, a[i][2] = mesh[i].z;
-  return t;
-}
-
-std::vector<Point3> as_points(const at::Tensor& t) {
-  at::Tensor c = t.to(at::kDouble).contiguous();
-  auto a = c.accessor<double, 2>();
-  std::vector<Point3> out(c.size(0));
-  for (int64_t i = 0; i < c.size(0); ++i)
-    out[i] = {static_cast<float>(a[i][0]), static_cast<float>(a[i][1]), static_cast<float>(a[i][2])};
-  return out;
-}
-
-// Rotation R (no reflection) minimising |from R - to| for centred point sets.
-at::Tensor kabsch(const at::Tensor& from, const at::Tensor& to) {
-  auto [u, s, vh] = at::linalg_svd(from.t().mm(to), false);
-  at::Tensor d = at::eye(3, at::kDouble);
-  if (at::linalg_det(u.mm(vh)).item<double>() < 0) d[2][2] = -1;
-  return u.mm(d).mm(vh);
-}
-
 namespace {
 
-// The per-face steps below run on the host in plain doubles: as ATen calls
-// on [468, 3] tensors they were ~90 calls and 0.7 ms a face, a host cost
-// that on a device comes before any of the face's kernels can start.
+// The shape steps run on the host in plain doubles: as ATen calls on
+// [468, 3] tensors they were ~90 calls and 0.7 ms a face, a host cost that
+// on a device comes before any of the face's kernels can start.
 using Vec3 = std::array<double, 3>;
 using Mat3 = std::array<Vec3, 3>;
 using Cloud = std::vector<Vec3>;
@@ -94,7 +68,7 @@ Cloud centred_unit(const Cloud& c, const Vec3& m, double* rms = nullptr) {
 // Rotation R (row vectors: from R ~ to) without reflection minimising
 // |from R - to| for centred point sets: Horn's closed form (the unit
 // quaternion is the eigenvector of the largest eigenvalue of a symmetric 4x4
-// matrix, found by Jacobi rotations). The same rotation as `kabsch`.
+// matrix, found by Jacobi rotations); an SVD fit gives the same rotation.
 Mat3 rotation_between(const Cloud& from, const Cloud& to) {
   double s[3][3] = {};
   for (size_t i = 0; i < from.size(); ++i)
@@ -330,9 +304,10 @@ std::vector<Point3> open_jaw_like(std::span<const Point3> shape, std::span<const
   return points_of(turn_jaw(s, turn * jaw_share, hinge_y, hinge_z));
 }
 
-std::vector<Point3> canonical_shape(std::span<const Point3> mesh) {
-  const Cloud m = cloud_of(mesh.first(mesh_vertices));
-  const Cloud shape = centred_unit(m, mean_of(m));
+namespace {
+
+// The canonical mesh, centred on its mean.
+Cloud centred_canonical() {
   Cloud canonical(mesh_vertices);
   for (int v = 0; v < mesh_vertices; ++v) {
     const Point3 p = canonical_point(v);
@@ -341,10 +316,34 @@ std::vector<Point3> canonical_shape(std::span<const Point3> mesh) {
   const Vec3 centre = mean_of(canonical);
   for (Vec3& p : canonical)
     for (int k = 0; k < 3; ++k) p[k] -= centre[k];
-  const Mat3 r = rotation_between(shape, canonical);
+  return canonical;
+}
+
+}  // namespace
+
+std::vector<Point3> canonical_shape(std::span<const Point3> mesh) {
+  const Cloud m = cloud_of(mesh.first(mesh_vertices));
+  const Cloud shape = centred_unit(m, mean_of(m));
+  const Mat3 r = rotation_between(shape, centred_canonical());
   Cloud out(mesh_vertices);
   for (int v = 0; v < mesh_vertices; ++v) out[v] = times(shape[v], r);
   return points_of(out);
+}
+
+float frontalness(std::span<const Point3> mesh) {
+  const Cloud m = cloud_of(mesh.first(mesh_vertices));
+  return static_cast<float>(rotation_between(centred_canonical(), centred_unit(m, mean_of(m)))[2][2]);
+}
+
+std::vector<Point3> mean_shape(std::span<const std::vector<Point3>> shapes) {
+  Cloud sum(mesh_vertices, Vec3{0, 0, 0});
+  for (const auto& shape : shapes) {
+    const Cloud c = cloud_of(std::span<const Point3>(shape).first(mesh_vertices));
+    for (int v = 0; v < mesh_vertices; ++v)
+      for (int k = 0; k < 3; ++k) sum[v][k] += c[v][k];
+  }
+  // Shapes of one frame, each centred: their mean is centred too.
+  return points_of(centred_unit(sum, Vec3{0, 0, 0}));
 }
 
 std::vector<Point3> transfer_shape(std::span<const Point3> shape, std::span<const Point3> target, float weight,

@@ -2,22 +2,12 @@
 // towards the source's face shape, in the target's pose and expression.
 #pragma once
 
-#include <ATen/core/Tensor.h>
-
 #include <span>
 #include <vector>
 
 #include "visage/face.hpp"
 
 namespace visage::swap {
-
-// Mesh points as a [N, 3] double tensor and back.
-at::Tensor as_tensor(std::span<const Point3> mesh);
-std::vector<Point3> as_points(const at::Tensor& t);
-
-// Rotation R (no reflection) minimising |from R - to| for centred [N, 3]
-// point sets.
-at::Tensor kabsch(const at::Tensor& from, const at::Tensor& to);
 
 // Where each of the 468 vertices belongs between the skull (0) and the lower
 // jaw (1): 0 above the mouth opening, 1 on the lower lip, the chin and the
@@ -28,6 +18,13 @@ const std::vector<float>& jaw_weights();
 // A face mesh's first 468 points as a shape: centred, unit RMS, turned into
 // the canonical frame (x right, y down, z away from the camera).
 std::vector<Point3> canonical_shape(std::span<const Point3> mesh);
+
+// How frontal a face mesh is: the z-z entry of the rotation that turns the
+// canonical shape onto it; 1 when it faces the camera straight on.
+float frontalness(std::span<const Point3> mesh);
+
+// The mean of shapes made by canonical_shape (one frame), at unit RMS.
+std::vector<Point3> mean_shape(std::span<const std::vector<Point3>> shapes);
 
 // Share of the difference in mouth opening (the inner lips' gap) between
 // source and target that the jaw's turn takes; the rest is the lips parting

@@ -43,6 +43,7 @@ struct SourceFace::Data {
   std::vector<Point3> mesh;  // 468 points in texture pixels
   std::vector<Point3> shape;  // mean 3D shape of all photos, canonical frame, unit RMS
   float depth_tolerance = 0;  // texture pixels
+  float face_size = 1;        // the larger side of the mesh's box, texture pixels
   // The texture's face is turned (a three-quarter view): its two sides can
   // meet on the midline in its own penumbra (see mix_sides).
   bool turned = false;
@@ -98,32 +99,9 @@ std::vector<Point2> flat(std::span<const Point3> mesh) {
 
 // The largest face size (pixels) at which a face is composed with this
 // source (SwapOptions::compose_face_size).
-float compose_size_for(const SwapOptions& options, std::span<const Point3> source_mesh) {
+float compose_size_for(const SwapOptions& options, float source_face_size) {
   if (options.compose_face_size > 0) return options.compose_face_size;
-  Box box = face::bounding_box(flat(source_mesh));
-  return std::clamp(std::max(box.width, box.height), min_compose_face_size, max_compose_face_size);
-}
-
-// Centred, unit-RMS copy of a mesh's first 468 points.
-at::Tensor normalised_shape(std::span<const Point3> mesh) {
-  at::Tensor m = as_tensor(mesh.first(mesh_vertices));
-  m = m - m.mean(0, true);
-  return m / m.pow(2).sum(1).mean().sqrt();
-}
-
-at::Tensor canonical_tensor() {
-  at::Tensor c = at::empty({mesh_vertices, 3}, at::kDouble);
-  auto a = c.accessor<double, 2>();
-  for (int i = 0; i < mesh_vertices; ++i)
-    for (int k = 0; k < 3; ++k) a[i][k] = canonical_mesh[3 * i + k];
-  return c - c.mean(0, true);
-}
-
-// How frontal a face is: 1 when the canonical shape fits it straight on.
-float frontalness(std::span<const Point3> mesh) {
-  at::Tensor m = normalised_shape(mesh);
-  at::Tensor r = kabsch(canonical_tensor(), m);  // canonical.mm(r) ~ m
-  return static_cast<float>(r[2][2].item<double>());
+  return std::clamp(source_face_size, min_compose_face_size, max_compose_face_size);
 }
 
 // Polygons of the face's parts from the 68 points, in ROI pixels.
@@ -551,8 +529,7 @@ SourceFace FaceSwapper::prepare_source(const std::vector<at::Tensor>& images) co
   at::Device device = device_of(impl_->options);
   SourceFace source;
   auto data = std::make_shared<SourceFace::Data>();
-  at::Tensor shape_sum = at::zeros({mesh_vertices, 3}, at::kDouble);
-  at::Tensor canonical = canonical_tensor();
+  std::vector<std::vector<Point3>> shapes;
   std::vector<float> embedding_sum;
   float best_front = -2.f;
   for (size_t i = 0; i < images.size(); ++i) {
@@ -565,8 +542,7 @@ SourceFace FaceSwapper::prepare_source(const std::vector<at::Tensor>& images) co
     if (embedding_sum.empty()) embedding_sum.assign(face.embedding.size(), 0.f);
     for (size_t k = 0; k < face.embedding.size() && k < embedding_sum.size(); ++k)
       embedding_sum[k] += face.embedding[k];
-    at::Tensor shape = normalised_shape(face.mesh);
-    shape_sum += shape.mm(kabsch(shape, canonical));
+    shapes.push_back(canonical_shape(face.mesh));
 
     float front = frontalness(face.mesh);
     if (front <= best_front) continue;
@@ -610,10 +586,10 @@ SourceFace FaceSwapper::prepare_source(const std::vector<at::Tensor>& images) co
                         .contiguous();
     data->mesh = std::move(mesh);
     data->depth_tolerance = 0.04f * std::max(tw, th);
+    data->face_size = std::max({mesh_box.width, mesh_box.height, 1.f});
     data->turned = front < kTurnedBelow;
   }
-  at::Tensor mean_shape = shape_sum / static_cast<double>(images.size());
-  data->shape = as_points(mean_shape / mean_shape.pow(2).sum(1).mean().sqrt());
+  data->shape = mean_shape(shapes);
   float norm = 0;
   for (float v : embedding_sum) norm += v * v;
   norm = std::sqrt(std::max(norm, 1e-12f));
@@ -658,8 +634,6 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
     if (!job.source || !job.source->data) throw Error(ErrorKind::bad_input, "swap assignment without a source face");
     if (job.target.mesh.size() < mesh_vertices) continue;  // a detection without landmarks cannot be swapped
     const SourceFace::Data& src = *job.source->data;
-    const Box source_box = face::bounding_box(flat(src.mesh));  // the source face in its texture
-    const float source_face_size = std::max({source_box.width, source_box.height, 1.f});
     std::span<const Point3> old_mesh(job.target.mesh.data(), mesh_vertices);
     StageScope stage("swap.shape");
 
@@ -723,7 +697,7 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
     at::Tensor bg_hwc = bg_box;
     int h = ch, w = cw;
     Box box_local{face_box.x - roi.x0 - cx0, face_box.y - roi.y0 - cy0, face_box.width, face_box.height};
-    const float work_scale = std::min(1.f, compose_size_for(options, src.mesh) / face_size);
+    const float work_scale = std::min(1.f, compose_size_for(options, src.face_size) / face_size);
     // The multi-band blend's bands are sized after the ROI's short side (at the working scale).
     const int blend_levels =
         detail::multiband_levels(std::lround(roi.height * work_scale), std::lround(roi.width * work_scale));
@@ -839,7 +813,7 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
     at::Tensor apart;
     if (src.turned) {
       apart = (points.select(0, 0).narrow(2, 0, 2) - points.select(0, 1).narrow(2, 0, 2)).norm(2, 2);
-      apart.mul_(1.f / source_face_size);
+      apart.mul_(1.f / src.face_size);
     }
     const MixedTexture mixed = mix_sides({direct_rgb, direct_ok, direct_facing}, {mirror_rgb, mirror_ok, mirror_facing},
                                          covered_sub, apart, face_size);
@@ -976,7 +950,7 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
     // back where the mask it is given is below 1 (paste_face).
     at::Tensor paste_mask = feathered;
     {
-      const float coarser = face_size / source_face_size;
+      const float coarser = face_size / src.face_size;
       // Only where the layer holds the source: elsewhere it holds the
       // target's pixels, detail and all. At most 0.95: paste_face writes the
       // frame itself where its mask is 0 (the blend left the background
