@@ -2,16 +2,18 @@
 // synthetic layouts whose answer is known: shadows inside a face are the
 // face's own while hair coming in from the outline is not; a direct side and
 // a differently lit mirrored side meet without a step, and without a dark
-// line where both are in the source's penumbra along the midline; a hole
-// under a lower lip is filled; the blend mask gives way to the target before
-// a wide unusable area, not at its edge, and the blend shows no light line
-// there.
+// line where both are in the source's penumbra along the midline, also
+// where the penumbra is wider than the band; a hole under a lower lip is
+// filled, with its own rows' colour; the blend mask gives way to the target
+// before a wide unusable area, not at its edge, and the blend shows no light
+// line there.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <filesystem>
 #include <iostream>
+#include <vector>
 
 #include "face_test_support.hpp"
 #include "swap/compose.hpp"
@@ -78,11 +80,13 @@ TEST(SwapSourceFill, DirectAndMirroredSidesMeetWithoutAStep) {
 // the mirrored side (right) is the same stretch seen from the other side;
 // the mirrored side faces the camera more squarely right of the midline. A
 // dark horizontal stripe (lips) crosses the midline on rows 50-59.
-MixedTexture three_quarter_ridge(bool on_midline) {
+// `penumbra_width`: the columns either side of the midline over which each
+// side darkens.
+MixedTexture three_quarter_ridge(bool on_midline, float penumbra_width = 8.f) {
   const int64_t h = 80, w = 200;
   const float face_size = 200.f;
   at::Tensor x = at::arange(w, at::kFloat).view({1, w}).expand({h, w});
-  at::Tensor penumbra = ((100.f - x).abs() / 8.f).clamp(0.f, 1.f);  // 0 on the midline, 1 from 8 columns away
+  at::Tensor penumbra = ((100.f - x).abs() / penumbra_width).clamp(0.f, 1.f);  // 0 on the midline
   at::Tensor shade = (110.f + 90.f * penumbra).unsqueeze(2).expand({h, w, 3}).contiguous();
   shade.narrow(0, 50, 10).fill_(120.f);
   at::Tensor left = (x < 100.f).to(at::kFloat), right = 1.f - left;
@@ -113,6 +117,27 @@ TEST(SwapSourceFill, NoDarkLineWhereBothSidesAreInThePenumbraOnTheMidline) {
   EXPECT_LT(lips.max().item<float>(), 125.f);
 }
 
+// The penumbra wider than the band where the sides switch (the ridge down to
+// the nose's tip, the philtrum in the nose's shadow on stock-emotions-a-2):
+// the lift's soft edges lay on the darkest columns left, and its level read
+// them too, which left a dark line along each edge of the band (0.19 below
+// the flanks here, 12 columns of a 200-pixel face: the sheet's two faint
+// lines); measured 0.11.
+TEST(SwapSourceFill, NoDarkLinesAlongTheLiftWhereThePenumbraIsWider) {
+  const MixedTexture mixed = three_quarter_ridge(true, 12.f);
+  at::Tensor row = mixed.rgb.select(0, 20).select(1, 1);
+  const float flanks = 0.5f * (row[60] + row[140]).item<float>();
+  const float dip = 1.f - row.narrow(0, 70, 61).min().item<float>() / flanks;
+  // Never lighter than the flanks either (a light line down the middle).
+  const float bump = row.narrow(0, 70, 61).max().item<float>() / flanks - 1.f;
+  std::cout << "penumbra 12 columns each side: darkest " << dip << " below the flanks, lightest " << bump << " above\n";
+  EXPECT_LT(dip, 0.12f);
+  EXPECT_LT(bump, 0.02f);
+  // The lips' stripe crossing the midline stays dark.
+  at::Tensor lips = three_quarter_ridge(true, 12.f).rgb.select(0, 55).select(1, 1).narrow(0, 85, 30);
+  EXPECT_LT(lips.max().item<float>(), 125.f);
+}
+
 TEST(SwapSourceFill, HoleUnderTheLowerLipIsFilled) {
   // Neither side usable on a disc 16 pixels across (8% of the face): the
   // shadow under a turned source's lower lip, joined to its shaded far side.
@@ -129,6 +154,31 @@ TEST(SwapSourceFill, HoleUnderTheLowerLipIsFilled) {
   // the layer showed the target's chin there, a light patch.
   EXPECT_GT(centre, 0.9f);
   EXPECT_NEAR(mixed.rgb[60][60][0].item<float>(), 180.f, 2.f);
+}
+
+// The hole under a turned source's lower lip on the midline, in the lip's
+// shadow: filled from all round it took the lip's colour above it and the
+// chin's below (the sheet's pinkish diamond); from its own rows it is the
+// shadow's.
+TEST(SwapSourceFill, HoleUnderTheLowerLipTakesTheColourOfItsRows) {
+  const int64_t n = 120;
+  const float face_size = 200.f;
+  at::Tensor y = at::arange(n, at::kFloat).view({n, 1}).expand({n, n}), x = y.t();
+  at::Tensor rgb = at::empty({n, n, 3});
+  auto paint = [&](int64_t row, int64_t rows, std::vector<float> colour) {
+    rgb.narrow(0, row, rows).copy_(at::tensor(colour).view({1, 1, 3}).expand({rows, n, 3}));
+  };
+  paint(0, n, {200.f, 160.f, 140.f});    // skin
+  paint(40, 14, {190.f, 110.f, 120.f});  // the lip
+  paint(54, 20, {150.f, 110.f, 90.f});   // its shadow
+  at::Tensor hole = (((x - 60.f).square() + (y - 63.f).square()) < 64.f).to(at::kFloat);
+  SourceSide side{rgb, (1.f - hole).contiguous(), at::full({n, n}, 0.8f)};
+  MixedTexture mixed = mix_sides(side, side, at::ones({n, n}), at::zeros({n, n}), face_size);
+  const float off = (mixed.rgb[63][60] - rgb[63][30]).abs().max().item<float>();
+  std::cout << "hole's centre " << mixed.rgb[63][60][0].item<float>() << "/" << mixed.rgb[63][60][1].item<float>()
+            << "/" << mixed.rgb[63][60][2].item<float>() << ", the shadow beside it 150/110/90: off by " << off << "\n";
+  EXPECT_GT(mixed.weight[63][60].item<float>(), 0.9f);
+  EXPECT_LT(off, 8.f);  // measured 1.2 (19.9 from all round)
 }
 
 TEST(SwapSourceFill, NoLightLineWhereAForeheadEndsUnderAFringe) {

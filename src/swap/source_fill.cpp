@@ -38,6 +38,21 @@ at::Tensor weighted_lowpass(const Blurred& b, int64_t c) {
   return est.permute({1, 2, 0});
 }
 
+// Channels [C, H, W] averaged along the rows (two boxes 2 r + 1 wide: about
+// a Gaussian of 0.8 r), then over 2 rv + 1 rows (two boxes) when rv > 0.
+at::Tensor along_rows(const at::Tensor& chw, int64_t r, int64_t rv = 0) {
+  at::Tensor x = chw.unsqueeze(0);
+  for (int pass = 0; pass < 2; ++pass) x = at::avg_pool2d(x, {1, 2 * r + 1}, {1, 1}, {0, r}, false, false);
+  for (int pass = 0; pass < 2 && rv > 0; ++pass) x = at::avg_pool2d(x, {2 * rv + 1, 1}, {1, 1}, {rv, 0}, false, false);
+  return x.squeeze(0);
+}
+
+// A [H, W] plane's maximum over `d` columns either side.
+at::Tensor widened_along_rows(const at::Tensor& plane, int64_t d) {
+  const int64_t h = plane.size(0), w = plane.size(1);
+  return at::max_pool2d(plane.view({1, 1, h, w}), {1, 2 * d + 1}, {1, 1}, {0, d}).view({h, w});
+}
+
 // Where the two sides meet along the face's midline on a turned source (the
 // switch of `facing_lean`, see mix_sides) both sides are in the source's own
 // penumbra: the direct side darkens as the nose ridge (or the philtrum, the
@@ -50,6 +65,19 @@ at::Tensor weighted_lowpass(const Blurred& b, int64_t c) {
 // (3x3) one. Across the face, not along it, because the features that
 // cross the midline (lips, the chin's crease, the nose's tip) are
 // horizontal: along them the band's neighbours are the same feature.
+// The penumbra reaches past the band where the nose turns away from the
+// light over a wider stretch (down the ridge to the tip, the philtrum in
+// the nose's shadow): measured on stock-emotions-a-2 -> grace_hopper, the
+// band's soft edges lay on its darkest columns and the low-pass outside the
+// band read them too, which left two faint dark lines along the band's
+// edges (25 levels below the flanks down the ridge) and a brown philtrum
+// (37 below). So the lift reaches ~2% of the face further each side, and
+// its level goes from the low-pass outside the band (near) towards the one
+// outside the band widened by ~3% of the face (far: beyond the penumbra)
+// where that is lighter (not where it reads darker features, the inner
+// corners of the eyes beside the bridge) and the pixel is a valley below the
+// near level. A pixel is lifted at most to that level: lighter than its 3x3
+// mean (a bump between two dark columns) it overshot to a light line.
 at::Tensor lift_seam_valley(const at::Tensor& rgb, const at::Tensor& weight, const at::Tensor& facing_lean,
                             const at::Tensor& apart, float face_size) {
   const int64_t h = rgb.size(0), w = rgb.size(1);
@@ -66,20 +94,29 @@ at::Tensor lift_seam_valley(const at::Tensor& rgb, const at::Tensor& weight, con
                          .view({1, 1, h, w}),
                      {2 * soft + 1, 2 * soft + 1}, {1, 1}, {soft, soft}, false, false)
           .view({h, w});
-  // Both low-passes over the usable pixels only (holes hold no colour).
-  at::Tensor outside = detail::one_minus(band) * weight;
-  at::Tensor across = at::cat({(rgb * outside.unsqueeze(2)).permute({2, 0, 1}), outside.unsqueeze(0)}, 0).unsqueeze(0);
-  const int64_t r = std::max<int64_t>(1, std::lround(0.04f * face_size));
-  for (int pass = 0; pass < 2; ++pass)  // two boxes: about a Gaussian of 0.033 of the face
-    across = at::avg_pool2d(across, {1, 2 * r + 1}, {1, 1}, {0, r}, false, false);
-  at::Tensor own = at::cat({(rgb * weight.unsqueeze(2)).permute({2, 0, 1}), weight.unsqueeze(0)}, 0).unsqueeze(0);
-  own = at::avg_pool2d(own, {3, 3}, {1, 1}, {1, 1}, false, false);
-  across = across.squeeze(0);
-  own = own.squeeze(0);
-  at::Tensor level = across.narrow(0, 0, 3) / across.narrow(0, 3, 1).clamp_min(1e-3f);
+  // All low-passes over the usable pixels only (holes hold no colour).
+  const int64_t beyond = std::max<int64_t>(1, std::lround(0.03f * face_size));
+  const at::Tensor chw = rgb.permute({2, 0, 1});
+  at::Tensor near_out = detail::one_minus(band) * weight;
+  at::Tensor far_out = detail::one_minus(widened_along_rows(band, beyond)) * weight;
+  const int64_t r = std::max<int64_t>(1, std::lround(0.04f * face_size));  // about a Gaussian of 0.033 of the face
+  at::Tensor across =
+      along_rows(at::cat({chw * near_out, near_out.unsqueeze(0), chw * far_out, far_out.unsqueeze(0)}, 0), r);
+  at::Tensor near_level = across.narrow(0, 0, 3) / across.narrow(0, 3, 1).clamp_min(1e-3f);
+  at::Tensor far_level = across.narrow(0, 4, 3) / across.narrow(0, 7, 1).clamp_min(1e-3f);
+  at::Tensor own = at::cat({chw * weight, weight.unsqueeze(0)}, 0).unsqueeze(0);
+  own = at::avg_pool2d(own, {3, 3}, {1, 1}, {1, 1}, false, false).squeeze(0);
   at::Tensor here = (own.narrow(0, 0, 3) / own.narrow(0, 3, 1).clamp_min(1e-3f)).clamp_min(1.f);
+  // The far level where it is lighter, as far as the pixel is a valley
+  // below the near one (fully from 25% darker): a feature that crosses the
+  // midline as dark as beside the band (the lips, whose outline curves away
+  // within the far reach) keeps the near level.
+  at::Tensor valley = (1.f - here.sum(0) / near_level.sum(0).clamp_min(1.f)).div_(0.25f).clamp_(0.f, 1.f);
+  at::Tensor level = near_level + (far_level - near_level).clamp_min(0.f) * valley.unsqueeze(0);
   at::Tensor gain = (level / here).clamp(1.f, 2.5f);
-  return rgb * at::addcmul(at::ones_like(band), band, gain.sub_(1.f)).permute({1, 2, 0});
+  at::Tensor lifted = at::minimum(chw * gain, at::maximum(chw, level));
+  const at::Tensor reach_band = widened_along_rows(band, std::max<int64_t>(1, std::lround(0.02f * face_size)));
+  return at::lerp(chw, lifted, reach_band.unsqueeze(0)).permute({1, 2, 0});
 }
 
 }  // namespace
@@ -135,7 +172,20 @@ MixedTexture mix_sides(const SourceSide& direct, const SourceSide& mirrored, con
   // source's lower lip (its shadow joins the shaded far side: ~9% of the
   // face across) holding the target's own chin, a light patch.
   const Blurred holes = blur_together({rgb * weight.unsqueeze(2), weight, covered}, 0.05f * face_size);
-  at::Tensor around = weighted_lowpass(holes, 0);
+  // The colour mostly from the same rows (over ~5% of the face either side,
+  // ~1.5% up and down), the round blur's only where a row has nothing usable
+  // near: such holes lie on the midline between the two sides, and the
+  // features that cross it are horizontal. Filled from all round, the hole
+  // under a turned source's lower lip took the lip's colour (a pinkish
+  // diamond: +5/+5/+10 RGB over the lip's shadow beside it; now -1/-2/0).
+  at::Tensor around;
+  {
+    const int64_t r = std::max<int64_t>(1, std::lround(0.06f * face_size));
+    const int64_t rv = std::max<int64_t>(1, std::lround(0.02f * face_size));
+    constexpr float round_share = 0.05f;
+    at::Tensor sums = along_rows(holes.input.narrow(0, 0, 4), r, rv).add_(holes.output.narrow(0, 0, 4), round_share);
+    around = (sums.narrow(0, 0, 3) / sums.narrow(0, 3, 1).clamp_min(1e-3f)).permute({1, 2, 0});
+  }
   at::Tensor support = holes.plane(3) / holes.plane(4).clamp_min(1e-3f);
   at::Tensor fill =
       detail::one_minus(weight) * covered * detail::smoothstep_unit(((support - 0.35f) / 0.3f).clamp(0.f, 1.f));

@@ -48,12 +48,14 @@ struct MixedTexture {
 //    share changed;
 //  - holes up to ~9% of the face across that neither side covers (the
 //    nose's midline between two shaded flanks, the shadow under a turned
-//    source's lower lip) are filled from around them;
+//    source's lower lip) are filled from around them, mostly from their own
+//    rows (the features crossing the midline are horizontal);
 //  - where the sides meet along the midline because the mirrored side faced
 //    the camera more squarely, the band is lifted to the colour left and
-//    right of it: there both sides are in the source's penumbra (a dark line
-//    down the nose ridge of a three-quarter source), which the smooth
-//    shading above is too wide to see.
+//    right of it, beyond the penumbra: there both sides are in the source's
+//    penumbra (a dark line down the nose ridge of a three-quarter source, a
+//    brown philtrum in the nose's shadow), which the smooth shading above is
+//    too wide to see.
 // `covered` is 1 where the target mesh covers the pixel; `apart` [H, W] is
 // the distance between the direct and the mirrored source point in face
 // sizes (0 on the face's midline); undefined, no lifting (a frontal source:
