@@ -561,7 +561,7 @@ at::Tensor blend_multiband_aten(const at::Tensor& foreground, const at::Tensor& 
     for (int i = 0; i < 16; ++i) *c++ = k4[i / 4] * k4[i % 4];
   }
   for (int l = 0; l <= levels; ++l) *c++ = std::ldexp(1.f, levels - l);
-  const at::Tensor constants = upload(host, device);
+  const at::Tensor constants = constant(host, device);
   const at::Tensor blur3 = constants.narrow(0, 0, 27).view({3, 1, 3, 3});
   const at::Tensor down4 = constants.narrow(0, 27, 48).view({3, 1, 4, 4});
   const at::Tensor slopes = constants.narrow(0, 75, levels + 1).view({levels + 1, 1, 1});

@@ -141,7 +141,7 @@ at::Tensor lab_to_rgb_cpu(const at::Tensor& lab_in) {
 at::Tensor matrix_tensor(const float (&m)[3][3], const at::Tensor& like) {
   at::Tensor t = at::empty({3, 3}, at::kFloat);
   std::memcpy(t.data_ptr<float>(), &m[0][0], sizeof(m));
-  return detail::upload(t, like.device());
+  return detail::constant(t, like.device());
 }
 
 // The L*a*b* conversions' constants on a device, from one upload: each
@@ -181,7 +181,7 @@ struct LabConstants {
     from_lab_p[1 * 3 + 0] = 1.f / 500.f;
     from_lab_p[2 * 3 + 2] = -1.f / 200.f;
     for (int c = 0; c < 3; ++c) low_p[c] = float(kMinSpread[c]), high_p[c] = float(kMaxSpread[c]);
-    const at::Tensor all = detail::upload(host, device);
+    const at::Tensor all = detail::constant(host, device);
     auto part = [&](int64_t offset, int64_t n) { return all.narrow(0, offset, n); };
     to_f = part(0, 9).view({3, 3});
     to_lab = part(9, 9).view({3, 3});

@@ -25,6 +25,28 @@ at::Tensor smoothstep_unit(const at::Tensor& t);
 // for a tensor already on the device, the same as host.to(device).
 at::Tensor upload(const at::Tensor& host, at::Device device);
 
+// A small constant (blur kernels, colour matrices: `host` a CPU tensor of at
+// most kMaxConstantBytes) on `device`, uploaded once per distinct content and
+// kept: later calls with equal bytes return the same device tensor without a
+// copy, and a CUDA graph captured over them reads memory that stays valid
+// (see ConstantsKept). Callers never write into it. On the CPU, `host`.
+constexpr int64_t kMaxConstantBytes = 64 * 1024;
+at::Tensor constant(const at::Tensor& host, at::Device device);
+
+// While one is alive on a thread, the constants that thread is given are also
+// held here (a captured graph keeps them alive after the cache lets them go).
+class ConstantsKept {
+ public:
+  ConstantsKept();
+  ~ConstantsKept();
+  ConstantsKept(const ConstantsKept&) = delete;
+  ConstantsKept& operator=(const ConstantsKept&) = delete;
+  std::vector<at::Tensor> tensors;
+
+ private:
+  ConstantsKept* outer_;
+};
+
 // Gaussian blur of every channel of a [N, C, H, W] float tensor (borders
 // replicated). Small sigmas run a separable convolution; large ones blur a
 // box-downsampled copy and upsample it bilinearly (with the variance those two

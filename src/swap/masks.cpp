@@ -6,7 +6,10 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <mutex>
 #include <stdexcept>
+#include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "swap/compose.hpp"
@@ -244,7 +247,7 @@ at::Tensor separable_blur(const at::Tensor& x, float sigma) {
   // one upload: [C, 1, 1, K] for rows, the same memory as [C, 1, K, 1] for columns.
   at::Tensor host = at::empty({c, n}, at::kFloat);
   for (int64_t i = 0; i < c; ++i) std::copy(k1.begin(), k1.end(), host.data_ptr<float>() + i * n);
-  at::Tensor k = detail::upload(host, x.device());
+  at::Tensor k = detail::constant(host, x.device());
   const int64_t one[2] = {1, 1}, zero[2] = {0, 0};
   auto conv = [&](const at::Tensor& input, const at::Tensor& weight) {
     return at::conv2d(input, weight, at::Tensor(), at::IntArrayRef(one, 2), at::IntArrayRef(zero, 2),
@@ -367,6 +370,72 @@ at::Tensor upload(const at::Tensor& host, at::Device device) {
   return host.pin_memory().to(device, host.scalar_type(), /*non_blocking=*/true);
 }
 
+namespace {
+
+thread_local ConstantsKept* kept_constants = nullptr;
+
+// Content-keyed constants per device, the least recently used dropped past
+// kEntries. Each entry keeps its pinned host copy too: the upload (or a
+// graph's copy node captured from it) reads that memory.
+class ConstantCache {
+ public:
+  at::Tensor get(const at::Tensor& host, at::Device device) {
+    const at::Tensor bytes = host.contiguous();
+    const auto* data = static_cast<const char*>(bytes.data_ptr());
+    const size_t size = static_cast<size_t>(bytes.nbytes());
+    std::string key;
+    key.reserve(size + 64);
+    key.append(device.str()).append(1, '|').append(c10::toString(bytes.scalar_type())).append(1, '|');
+    for (int64_t d : bytes.sizes()) key.append(std::to_string(d)).append(1, 'x');
+    key.append(data, size);
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = entries_.find(key);
+    if (it == entries_.end()) {
+      Entry entry;
+      entry.host = bytes.pin_memory();
+      entry.device = entry.host.to(device, bytes.scalar_type(), /*non_blocking=*/true);
+      it = entries_.emplace(std::move(key), std::move(entry)).first;
+      it->second.used = ++clock_;
+      if (entries_.size() > kEntries) drop_oldest();
+    }
+    it->second.used = ++clock_;
+    if (kept_constants) {
+      kept_constants->tensors.push_back(it->second.host);
+      kept_constants->tensors.push_back(it->second.device);
+    }
+    return it->second.device;
+  }
+
+ private:
+  static constexpr size_t kEntries = 512;
+  struct Entry {
+    at::Tensor host, device;
+    uint64_t used = 0;
+  };
+  void drop_oldest() {
+    auto oldest = entries_.begin();
+    for (auto it = entries_.begin(); it != entries_.end(); ++it)
+      if (it->second.used < oldest->second.used) oldest = it;
+    entries_.erase(oldest);
+  }
+  std::mutex mutex_;
+  std::unordered_map<std::string, Entry> entries_;
+  uint64_t clock_ = 0;
+};
+
+}  // namespace
+
+at::Tensor constant(const at::Tensor& host, at::Device device) {
+  if (device.is_cpu()) return host;
+  if (!host.is_cpu() || host.nbytes() > static_cast<size_t>(kMaxConstantBytes)) return upload(host, device);
+  // Never destroyed: device tensors freed at exit would outlive the CUDA context.
+  static ConstantCache* cache = new ConstantCache;
+  return cache->get(host, device);
+}
+
+ConstantsKept::ConstantsKept() : outer_(kept_constants) { kept_constants = this; }
+ConstantsKept::~ConstantsKept() { kept_constants = outer_; }
+
 // The skin model with ATen ops (any device). Returns the occluder mask
 // [H, W] inside face_region (before growing and smoothing).
 at::Tensor skin_occlusion_aten(const at::Tensor& lab_image, const at::Tensor& skin_sample,
@@ -376,8 +445,8 @@ at::Tensor skin_occlusion_aten(const at::Tensor& lab_image, const at::Tensor& sk
   at::Tensor sample = skin_sample.reshape({h * w, 1});
   at::Tensor weight = sample.clone();
   const at::Tensor regulariser =
-      upload(at::tensor({float(kRegulariser[0]), float(kRegulariser[1]), float(kRegulariser[2])}, at::kFloat),
-             lab.device())
+      constant(at::tensor({float(kRegulariser[0]), float(kRegulariser[1]), float(kRegulariser[2])}, at::kFloat),
+               lab.device())
           .diag();
   at::Tensor d2;
   for (int iteration = 0; iteration < kSkinIterations; ++iteration) {

@@ -25,6 +25,7 @@
 #include "face/mesh.hpp"
 #include "face/warp.hpp"
 #include "swap/compose.hpp"
+#include "swap/compose_graph.hpp"
 #include "swap/compose_internal.hpp"
 #include "swap/mesh_raster.hpp"
 #include "swap/mesh_topology.hpp"
@@ -54,6 +55,7 @@ struct FaceSwapper::Impl {
   FaceAnalyser analyser;
   std::optional<FaceEnhancer> enhancer;  // when options.enhancer.enabled
   size_t swapped = 0;
+  ComposeGraphs graphs;  // on a device
   Impl(SwapOptions o, FaceAnalyser a, std::optional<FaceEnhancer> e)
       : options(std::move(o)), analyser(std::move(a)), enhancer(std::move(e)) {}
 };
@@ -240,22 +242,52 @@ class FaceRasters {
     sets_.push_back(std::move(polygons));
     return static_cast<int>(sets_.size()) - 1;
   }
+  // Numbers of this face that the device work reads from memory, not as
+  // launch arguments (a captured graph replays with another face's); their
+  // first index in values().
+  int add_values(std::initializer_list<float> v) {
+    values_.insert(values_.end(), v.begin(), v.end());
+    return static_cast<int>(values_.size() - v.size());
+  }
 
   // Rasterises: the correspondence of `dst` (in a sh x sw grid) with `src`,
-  // and on a device every polygon set added so far.
+  // and every polygon set added so far. On a device this prepares the
+  // upload (pinned(); the host's share) and resolve() does the rest.
   void make(std::span<const Point3> dst, std::span<const Point3> src, std::span<const int> mirror,
             const Triangles& triangles, int sh, int sw) {
     if (device_.is_cpu()) {
       corr_ = mesh_correspondence(dst, src, mirror, triangles, sh, sw);
       fills_.resize(sets_.size());
+      values_t_ = at::tensor(values_, at::kFloat);
       return;
     }
     const char* host = std::getenv("VISAGE_SWAP_HOST_RASTERS");
     if (host && std::string(host) == "1") {
       make_on_host(dst, src, mirror, triangles, sh, sw);
     } else {
-      make_on_device(dst, src, mirror, triangles, sh, sw);
+      prepare(dst, src, mirror, triangles, sh, sw);
     }
+  }
+
+  // What the device work is given: make()'s host buffer (pinned; undefined
+  // where make() did everything), and the sizes that shape that work.
+  const at::Tensor& pinned() const { return host_; }
+  std::string layout() const {
+    return std::to_string(rows_) + "," + std::to_string(deposits_) + "," + std::to_string(candidates_) + "," +
+           std::to_string(sh_) + "x" + std::to_string(sw_) + "," + std::to_string(sets_.size()) + "," +
+           std::to_string(values_.size());
+  }
+  // The device's share of make(), from pinned() as uploaded to the device.
+  void resolve(const at::Tensor& all) {
+    constexpr int64_t kg = TriangleTables::kGeometry, ks = TriangleTables::kSources;
+    auto part = [&](int i) { return all.narrow(0, offsets_[i], offsets_[i + 1] - offsets_[i]); };
+    corr_ = mesh_correspondence_aten(part(0).view({rows_, kg}), part(1).view({rows_, ks}), part(2).view(at::kInt),
+                                     candidates_, sh_, sw_);
+    const int64_t sets = static_cast<int64_t>(sets_.size());
+    at::Tensor masks = detail::resolve_polygon_deposits(part(3).view(at::kInt), part(4), sets, h_, w_);
+    fills_.clear();
+    for (int64_t i = 0; i < sets; ++i) fills_.push_back(masks.select(0, i));
+    values_t_ = part(5);
   }
 
   const Correspondence& correspondence() const { return corr_; }
@@ -267,54 +299,76 @@ class FaceRasters {
     if (!t.defined()) t = fill_polygons(h_, w_, sets_[static_cast<size_t>(id)], device_);
     return t;
   }
+  // add_values()'s numbers, float [n] on the device.
+  const at::Tensor& values() const { return values_t_; }
 
  private:
-  void make_on_device(std::span<const Point3> dst, std::span<const Point3> src, std::span<const int> mirror,
-                      const Triangles& triangles, int sh, int sw) {
-    const TriangleTables tables = triangle_tables(dst, src, mirror, triangles, sh, sw);
+  void prepare(std::span<const Point3> dst, std::span<const Point3> src, std::span<const int> mirror,
+               const Triangles& triangles, int sh, int sw) {
+    TriangleTables tables = triangle_tables(dst, src, mirror, triangles, sh, sw);
     std::vector<int32_t> cells;
     std::vector<float> values;
     for (size_t i = 0; i < sets_.size(); ++i)
       detail::polygon_deposits(h_, w_, sets_[i], static_cast<int64_t>(i), cells, values);
-    const int64_t rows = tables.rows(), deposits = static_cast<int64_t>(cells.size());
+    pad(tables, triangles.size() + 1, int64_t{sh} * sw, sw);
+    const size_t deposits = static_cast<size_t>(padded(static_cast<int64_t>(cells.size())));
+    cells.resize(deposits, 0), values.resize(deposits, 0.f);  // adding 0 to the first cell
+    rows_ = tables.rows(), deposits_ = static_cast<int64_t>(cells.size()), candidates_ = tables.candidates;
+    sh_ = sh, sw_ = sw;
     constexpr int64_t kg = TriangleTables::kGeometry, ks = TriangleTables::kSources;
     // One float buffer; the int32 parts travel as their bits.
-    const int64_t offsets[6] = {0,
-                                rows * kg,
-                                rows * (kg + ks),
-                                rows * (kg + ks + 1),
-                                rows * (kg + ks + 1) + deposits,
-                                rows * (kg + ks + 1) + 2 * deposits};
-    at::Tensor host = at::empty({offsets[5]}, at::TensorOptions().dtype(at::kFloat).pinned_memory(true));
-    auto* p = reinterpret_cast<char*>(host.data_ptr<float>());
+    const int64_t sizes[6] = {rows_ * kg, rows_ * ks, rows_,
+                              deposits_,  deposits_,  static_cast<int64_t>(values_.size())};
+    for (int i = 0; i < 6; ++i) offsets_[i + 1] = offsets_[i] + sizes[i];
+    host_ = at::empty({offsets_[6]}, at::TensorOptions().dtype(at::kFloat).pinned_memory(true));
+    auto* p = reinterpret_cast<char*>(host_.data_ptr<float>());
     auto put = [&](int part, const void* data) {
-      std::memcpy(p + offsets[part] * sizeof(float), data, (offsets[part + 1] - offsets[part]) * sizeof(float));
+      std::memcpy(p + offsets_[part] * sizeof(float), data, (offsets_[part + 1] - offsets_[part]) * sizeof(float));
     };
     put(0, tables.geometry.data());
     put(1, tables.sources.data());
     put(2, tables.first.data());
     put(3, cells.data());
     put(4, values.data());
-    // Pinned and non-blocking: the host goes on while the copy runs (the
-    // caching host allocator keeps the buffer until the copy is done).
-    at::Tensor all = host.to(device_, at::kFloat, /*non_blocking=*/true);
-    auto part = [&](int i) { return all.narrow(0, offsets[i], offsets[i + 1] - offsets[i]); };
-    corr_ = mesh_correspondence_aten(part(0).view({rows, kg}), part(1).view({rows, ks}), part(2).view(at::kInt),
-                                     tables.candidates, sh, sw);
-    const int64_t sets = static_cast<int64_t>(sets_.size());
-    at::Tensor masks = detail::resolve_polygon_deposits(part(3).view(at::kInt), part(4), sets, h_, w_);
-    for (int64_t i = 0; i < sets; ++i) fills_.push_back(masks.select(0, i));
+    put(5, values_.data());
+  }
+
+  // The upload's sizes change with the face; a CUDA graph is made for one
+  // layout: `n` rounded up to a step of at most an eighth of it.
+  static int64_t padded(int64_t n) {
+    int64_t top = 1;
+    while (top * 2 <= n) top *= 2;
+    const int64_t step = std::max<int64_t>(256, top / 8);
+    return (n + step - 1) / step * step;
+  }
+  // `tables` with rows that cover no pixel up to `rows` (one per triangle and
+  // one more), the last one owning the candidates added up to padded():
+  // numbered along `width`-wide rows of the grid's first `pixels` pixels.
+  static void pad(TriangleTables& tables, size_t rows, int64_t pixels, int width) {
+    const int64_t extra = padded(tables.candidates) - tables.candidates;
+    if (extra > pixels || tables.first.size() >= rows) return;
+    float g[TriangleTables::kGeometry] = {0.f, 0.f, static_cast<float>(width)};
+    g[11] = g[12] = g[13] = -1.f;  // every barycentric weight -1: never inside
+    const float q[TriangleTables::kSources] = {};
+    while (tables.first.size() < rows) {
+      tables.geometry.insert(tables.geometry.end(), g, g + TriangleTables::kGeometry);
+      tables.sources.insert(tables.sources.end(), q, q + TriangleTables::kSources);
+      tables.first.push_back(static_cast<int32_t>(tables.candidates));
+    }
+    tables.candidates += extra;
   }
 
   void make_on_host(std::span<const Point3> dst, std::span<const Point3> src, std::span<const int> mirror,
                     const Triangles& triangles, int sh, int sw) {
-    const int64_t sub = int64_t{sh} * sw, plane = int64_t{h_} * w_;
-    const int64_t total = 7 * sub + static_cast<int64_t>(sets_.size()) * plane;
+    const int64_t sub = int64_t{sh} * sw, plane = int64_t{h_} * w_, sets = static_cast<int64_t>(sets_.size());
+    const int64_t n_values = static_cast<int64_t>(values_.size());
+    const int64_t total = 7 * sub + sets * plane + n_values;
     at::Tensor host = at::empty({total}, at::TensorOptions().dtype(at::kFloat).pinned_memory(true));
     float* p = host.data_ptr<float>();
     mesh_correspondence_into(dst, src, mirror, triangles, sh, sw, p, p + sub, p + 4 * sub);
     for (size_t i = 0; i < sets_.size(); ++i)
       fill_polygons_into(p + 7 * sub + static_cast<int64_t>(i) * plane, h_, w_, sets_[i]);
+    std::copy(values_.begin(), values_.end(), p + 7 * sub + sets * plane);
     at::Tensor all = host.to(device_, at::kFloat, /*non_blocking=*/true);
     corr_.covered = all.narrow(0, 0, sub).view({sh, sw});
     corr_.pairs = all.narrow(0, sub, 6 * sub).view({2, sh, sw, 3});
@@ -322,12 +376,19 @@ class FaceRasters {
     corr_.mirrored = corr_.pairs.select(0, 1);
     for (size_t i = 0; i < sets_.size(); ++i)
       fills_.push_back(all.narrow(0, 7 * sub + static_cast<int64_t>(i) * plane, plane).view({h_, w_}));
+    values_t_ = all.narrow(0, 7 * sub + sets * plane, n_values);
   }
 
   int h_, w_;
   at::Device device_;
   std::vector<std::vector<Polygon>> sets_;
+  std::vector<float> values_;
+  at::Tensor host_;  // prepare()'s upload
+  int64_t offsets_[7] = {0, 0, 0, 0, 0, 0, 0};
+  int64_t rows_ = 0, deposits_ = 0, candidates_ = 0;
+  int sh_ = 0, sw_ = 0;
   std::vector<at::Tensor> fills_;
+  at::Tensor values_t_;
   Correspondence corr_;
 };
 
@@ -409,21 +470,44 @@ at::Tensor warp_outline(at::Tensor roi, std::span<const Point3> from, std::span<
   return detail::warp_in_place(roi, coarse, step, compose[0], compose[1], compose[2], compose[3]);
 }
 
+// The working size of a compose box side (`start`, `size` in ROI pixels,
+// `limit` the ROI's side) at `scale`, rounded up to a multiple of kWorkStep:
+// the box grows to fit (to the right or down, then the other way) where the
+// ROI has room; where it has not, the side as it is.
+constexpr int kWorkStep = 16;
+int working_size(int& start, int& size, int limit, float scale) {
+  const int scaled = std::max(1, static_cast<int>(std::lround(size * scale)));
+  const int want = (scaled + kWorkStep - 1) / kWorkStep * kWorkStep;
+  const int full = scale < 1.f ? static_cast<int>(std::ceil(want / scale)) : want;
+  if (full > limit) return scaled;
+  const int after = std::min(full - size, limit - (start + size));
+  start -= full - size - after;
+  size = full;
+  return want;
+}
+
 // 1 below the brows, fading to 0 towards the top of the mesh: the upper
 // forehead stays the target's. Sources often have hair there (fringes,
 // hairlines at different heights) that no skin model separates reliably
 // from skin, and the target's hairline is what makes the head look intact.
-at::Tensor forehead_ramp(const FaceParts& parts, int h, int w, at::Device device) {
+// Its coefficients: t = (x + 0.5) a + (y + 0.5) b + c at pixel (x, y), for
+// FaceRasters::add_values (they change with the face; the ramp's launches do not).
+std::array<float, 3> forehead_ramp_coefficients(const FaceParts& parts) {
   const Point2 brows = parts.brows, top = parts.head_top;
-  float dx = brows.x - top.x, dy = brows.y - top.y, len2 = std::max(1e-3f, dx * dx + dy * dy);
-  auto opts = at::TensorOptions().dtype(at::kFloat).device(device);
-  at::Tensor ys = at::arange(h, opts).add_(0.5f - top.y).view({h, 1});
-  at::Tensor xs = at::arange(w, opts).add_(0.5f - top.x).view({1, w});
+  const float dx = brows.x - top.x, dy = brows.y - top.y, len2 = std::max(1e-3f, dx * dx + dy * dy);
   // 0 at 25%, 1 at 65% of the way down (15% and 50% let a fringe's lower
   // edge through as a brown band on sources like scikit-image's astronaut).
-  at::Tensor t = (xs * (dx / len2) + ys * (dy / len2) - 0.25f) / 0.4f;
-  t = t.clamp(0.f, 1.f);
-  return t * t * (3.f - 2.f * t);
+  const float a = dx / len2, b = dy / len2;
+  return {a / 0.4f, b / 0.4f, (-top.x * a - top.y * b - 0.25f) / 0.4f};
+}
+
+// `coefficients` float [3] (forehead_ramp_coefficients) on the device.
+at::Tensor forehead_ramp(const at::Tensor& coefficients, int h, int w) {
+  auto opts = coefficients.options();
+  at::Tensor ys = at::arange(h, opts).add_(0.5f).view({h, 1});
+  at::Tensor xs = at::arange(w, opts).add_(0.5f).view({1, w});
+  at::Tensor t = (xs * coefficients.select(0, 0) + ys * coefficients.select(0, 1) + coefficients.select(0, 2));
+  return detail::smoothstep_unit(t.clamp_(0.f, 1.f));
 }
 
 // 1 where a source pixel above the brows may be forehead skin, 0 on hair.
@@ -681,12 +765,19 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
     for (auto p : flat(new_local)) both.push_back(p);
     const Box meshes_box = face::bounding_box(both);
     const float margin = 0.08f * face_size + 2.f;
-    const int cx0 = std::clamp(static_cast<int>(std::floor(meshes_box.x - margin)), 0, roi.width - 1);
-    const int cy0 = std::clamp(static_cast<int>(std::floor(meshes_box.y - margin)), 0, roi.height - 1);
-    const int cw =
+    int cx0 = std::clamp(static_cast<int>(std::floor(meshes_box.x - margin)), 0, roi.width - 1);
+    int cy0 = std::clamp(static_cast<int>(std::floor(meshes_box.y - margin)), 0, roi.height - 1);
+    int cw =
         std::clamp(static_cast<int>(std::ceil(meshes_box.x + meshes_box.width + margin)), cx0 + 1, roi.width) - cx0;
-    const int ch =
+    int ch =
         std::clamp(static_cast<int>(std::ceil(meshes_box.y + meshes_box.height + margin)), cy0 + 1, roi.height) - cy0;
+    const float work_scale = std::min(1.f, compose_size_for(options, src.face_size) / face_size);
+    // The working size (the compose box at the working scale) in steps of
+    // kWorkStep pixels, the box grown to fit within the ROI: a CUDA graph of
+    // the compositing is made for one size, and a video's face then keeps it
+    // from frame to frame (compose_graph.hpp).
+    const int h = working_size(cy0, ch, roi.height, work_scale);
+    const int w = working_size(cx0, cw, roi.width, work_scale);
     // 2. Outline: the surroundings follow the face's new outline (written
     // into the frame outside the compose box; the box's pixels come back).
     const at::Tensor bg_box =
@@ -694,35 +785,28 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
                                  : roi_pixels.narrow(0, cy0, ch).narrow(1, cx0, cw).to(at::kFloat).contiguous();
     for (auto* mesh : {&new_local, &old_local})
       for (auto& p : *mesh) p.x -= cx0, p.y -= cy0;
-    at::Tensor bg_hwc = bg_box;
-    int h = ch, w = cw;
+    at::Tensor bg_small = bg_box;
     Box box_local{face_box.x - roi.x0 - cx0, face_box.y - roi.y0 - cy0, face_box.width, face_box.height};
-    const float work_scale = std::min(1.f, compose_size_for(options, src.face_size) / face_size);
     // The multi-band blend's bands are sized after the ROI's short side (at the working scale).
     const int blend_levels =
         detail::multiband_levels(std::lround(roi.height * work_scale), std::lround(roi.width * work_scale));
     if (work_scale < 1.f) {
-      h = std::max(1, static_cast<int>(std::lround(h * work_scale)));
-      w = std::max(1, static_cast<int>(std::lround(w * work_scale)));
-      bg_hwc = at::_upsample_bilinear2d_aa(bg_box.permute({2, 0, 1}).unsqueeze(0), {h, w}, false)
-                   .squeeze(0)
-                   .permute({1, 2, 0})
-                   .contiguous();
+      bg_small = at::_upsample_bilinear2d_aa(bg_box.permute({2, 0, 1}).unsqueeze(0), {h, w}, false)
+                     .squeeze(0)
+                     .permute({1, 2, 0})
+                     .contiguous();
       for (auto* mesh : {&new_local, &old_local})
         for (auto& p : *mesh) p.x *= work_scale, p.y *= work_scale, p.z *= work_scale;
       box_local = {box_local.x * work_scale, box_local.y * work_scale, box_local.width * work_scale,
                    box_local.height * work_scale};
-      face_size *= work_scale;
+      // Exactly: a CUDA graph of the compositing is made for a face size (compose_graph.hpp).
+      face_size = compose_size_for(options, src.face_size);
     }
 
     stage.next("swap.rasters");
-    // 3. Texture from the source, direct or mirrored, whichever is usable.
-    // Only the mesh's bounding box needs the lookup.
-    Box mesh_box = face::bounding_box(flat(new_local));
-    const int sx0 = std::clamp(static_cast<int>(std::floor(mesh_box.x)) - 1, 0, w - 1);
-    const int sy0 = std::clamp(static_cast<int>(std::floor(mesh_box.y)) - 1, 0, h - 1);
-    const int sw = std::clamp(static_cast<int>(std::ceil(mesh_box.x + mesh_box.width)) + 1, sx0 + 1, w) - sx0;
-    const int sh = std::clamp(static_cast<int>(std::ceil(mesh_box.y + mesh_box.height)) + 1, sy0 + 1, h) - sy0;
+    // 3. Texture from the source, direct or mirrored, whichever is usable,
+    // looked up over the whole working area (not the mesh's box: its size
+    // changes from frame to frame).
     // The masks of step 4 are polygons of both meshes: registered here, so
     // that on a device they travel with the correspondence in one upload.
     FaceParts parts = face_parts(new_local);
@@ -784,195 +868,225 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
       own_features_id = rasters.add(std::move(own_features));
       old_mouth_id = rasters.add({old_parts.mouth, old_parts.upper_lip, old_parts.lower_lip});
     }
-    rasters.make(shifted(new_local, -sx0, -sy0), src.mesh, topo.mirror, topo.triangles, sh, sw);
-    stage.next("swap.texture");
-    const Correspondence& corr = rasters.correspondence();
-    const int tex_w = static_cast<int>(src.texture.size(3)), tex_h = static_cast<int>(src.texture.size(2));
-    // The direct (0) and mirrored (1) points looked up together: [2, H, W, 6].
-    const at::Tensor points = corr.pairs.defined() ? corr.pairs : at::stack({corr.direct, corr.mirrored});
-    const at::Tensor samples =
-        at::grid_sampler(src.texture, sampling_grid(points.view({1, 2 * sh, sw, 3}), tex_w, tex_h), 0, 1, false)
-            .view({6, 2, sh, sw})
-            .permute({1, 2, 3, 0})
-            .contiguous();
-    // usable x (the point is the nearest surface there: not hidden behind the nose or turned away)
-    at::Tensor hidden = (points.select(3, 2) - samples.select(3, 4)) / src.depth_tolerance;
-    at::Tensor ok = samples.select(3, 3) * (1.f - hidden).clamp(0.f, 1.f);
-    // Texture seen at a grazing angle (the far cheek and temple of a turned
-    // head) is stretched and mixed with the hair and background behind the
-    // silhouette: usable from 84 degrees, fully from 66.
-    at::Tensor grazing = ((samples.select(3, 5) - 0.1f) / 0.3f).clamp(0.f, 1.f);
-    ok = ok * detail::smoothstep_unit(grazing);
-    at::Tensor direct_rgb = samples.select(0, 0).narrow(2, 0, 3), mirror_rgb = samples.select(0, 1).narrow(2, 0, 3);
-    at::Tensor direct_ok = ok.select(0, 0), mirror_ok = ok.select(0, 1);
-    at::Tensor direct_facing = samples.select(0, 0).select(2, 5), mirror_facing = samples.select(0, 1).select(2, 5);
-    // Direct or mirrored, relit to one smooth shading, narrow holes filled,
-    // the midline's penumbra lifted (source_fill.hpp; `apart` in source face sizes).
-    const at::Tensor& covered_sub = corr.covered;
-    // Only a turned source's sides meet in its penumbra (no work for a frontal one).
-    at::Tensor apart;
-    if (src.turned) {
-      apart = (points.select(0, 0).narrow(2, 0, 2) - points.select(0, 1).narrow(2, 0, 2)).norm(2, 2);
-      apart.mul_(1.f / src.face_size);
-    }
-    const MixedTexture mixed = mix_sides({direct_rgb, direct_ok, direct_facing}, {mirror_rgb, mirror_ok, mirror_facing},
-                                         covered_sub, apart, face_size);
-    const at::Tensor& texture = mixed.rgb;
-    at::Tensor own_sub = mixed.weight.unsqueeze(2);
+    const std::array<float, 3> ramp = forehead_ramp_coefficients(parts);
+    const int ramp_id = rasters.add_values({ramp[0], ramp[1], ramp[2]});
+    rasters.make(new_local, src.mesh, topo.mirror, topo.triangles, h, w);
 
-    auto sub = [&](const at::Tensor& t) { return t.narrow(0, sy0, sh).narrow(1, sx0, sw); };
-    at::Tensor layer = bg_hwc.clone();
-    sub(layer).copy_(texture * own_sub + sub(bg_hwc) * detail::one_minus(own_sub));
-    at::Tensor own = at::zeros({h, w, 1}, bg_hwc.options());
-    sub(own).copy_(own_sub);
-    at::Tensor covered = at::zeros({h, w}, bg_hwc.options());
-    sub(covered).copy_(covered_sub);
+    // 3.-4. on the device (or the CPU): from the background at the working
+    // size and, on a device, the rasters' upload, to the blended face and
+    // the mask it is pasted with. Every number it uses that changes from
+    // face to face comes in these two tensors, or is part of graph_key
+    // below (compose_graph.hpp).
+    auto compose = [&](const at::Tensor& bg_hwc, const at::Tensor& uploaded) -> std::vector<at::Tensor> {
+      if (uploaded.defined()) rasters.resolve(uploaded);
+      stage.next("swap.texture");
+      const Correspondence& corr = rasters.correspondence();
+      const int tex_w = static_cast<int>(src.texture.size(3)), tex_h = static_cast<int>(src.texture.size(2));
+      // The direct (0) and mirrored (1) points looked up together: [2, H, W, 6].
+      const at::Tensor points = corr.pairs.defined() ? corr.pairs : at::stack({corr.direct, corr.mirrored});
+      const at::Tensor samples =
+          at::grid_sampler(src.texture, sampling_grid(points.view({1, 2 * h, w, 3}), tex_w, tex_h), 0, 1, false)
+              .view({6, 2, h, w})
+              .permute({1, 2, 3, 0})
+              .contiguous();
+      // usable x (the point is the nearest surface there: not hidden behind the nose or turned away)
+      at::Tensor hidden = (points.select(3, 2) - samples.select(3, 4)) / src.depth_tolerance;
+      at::Tensor ok = samples.select(3, 3) * (1.f - hidden).clamp(0.f, 1.f);
+      // Texture seen at a grazing angle (the far cheek and temple of a turned
+      // head) is stretched and mixed with the hair and background behind the
+      // silhouette: usable from 84 degrees, fully from 66.
+      at::Tensor grazing = ((samples.select(3, 5) - 0.1f) / 0.3f).clamp(0.f, 1.f);
+      ok = ok * detail::smoothstep_unit(grazing);
+      at::Tensor direct_rgb = samples.select(0, 0).narrow(2, 0, 3), mirror_rgb = samples.select(0, 1).narrow(2, 0, 3);
+      at::Tensor direct_ok = ok.select(0, 0), mirror_ok = ok.select(0, 1);
+      at::Tensor direct_facing = samples.select(0, 0).select(2, 5), mirror_facing = samples.select(0, 1).select(2, 5);
+      // Direct or mirrored, relit to one smooth shading, narrow holes filled,
+      // the midline's penumbra lifted (source_fill.hpp; `apart` in source face sizes).
+      const at::Tensor& covered_sub = corr.covered;
+      // Only a turned source's sides meet in its penumbra (no work for a frontal one).
+      at::Tensor apart;
+      if (src.turned) {
+        apart = (points.select(0, 0).narrow(2, 0, 2) - points.select(0, 1).narrow(2, 0, 2)).norm(2, 2);
+        apart.mul_(1.f / src.face_size);
+      }
+      const MixedTexture mixed = mix_sides({direct_rgb, direct_ok, direct_facing},
+                                           {mirror_rgb, mirror_ok, mirror_facing}, covered_sub, apart, face_size);
+      const at::Tensor& texture = mixed.rgb;
+      const at::Tensor own = mixed.weight.unsqueeze(2);
+      at::Tensor layer = at::lerp(bg_hwc, texture, own);
+      const at::Tensor& covered = covered_sub;
 
-    // 4. Masks, colour, blend.
-    stage.next("swap.masks");
-    at::Tensor hull = rasters.fill(hull_id);
-    // The fills lie within 0..1: the first mask taken needs no minimum with 1.
-    at::Tensor mask = covered;
-    if (options.mask.region) {
-      at::Tensor region = rasters.fill(region_id);
-      if (excluded_id >= 0) region = at::clamp_min(region - rasters.fill(excluded_id), 0.f);
-      mask = at::minimum(mask, region);
-    }
-    if (options.mask.box) mask = at::minimum(mask, rasters.fill(box_id));
-    mask = mask * forehead_ramp(parts, h, w, device);
-    for (int e = 0; e < 2; ++e) {
-      if (closed_eyes[e] <= 0.f) continue;
-      // The whole grown eye stays, fading out over ~6% of the face around
-      // it: the target's lid and the source's skin around it differ in
-      // texture, and a hard oval reads as a patch.
-      at::Tensor keep = at::clamp_max(blur_mask(rasters.fill(grown_eye_ids[e]), 0.03f * face_size) * 2.f, 1.f);
-      mask = mask * detail::one_minus(keep * closed_eyes[e]);
-    }
-    if (eyes_by_colour) {
-      // Without the attention mesh's lid gap (another landmarker), and only
-      // with the occlusion mask: the mesh's lids do not follow a blink or a
-      // wink closely (a closed eye still reads as about half open), but an
-      // open eye shows white and iris, far from the skin's colour, and a
-      // closed one shows lid skin. Weaker: it misses some closed pairs and
-      // takes some sunglasses lenses (not skin, not dark enough) for lids.
-      at::Tensor target_skin;  // 1 where the target's ROI has the colour of its cheeks
+      // 4. Masks, colour, blend.
+      stage.next("swap.masks");
+      at::Tensor hull = rasters.fill(hull_id);
+      // The fills lie within 0..1: the first mask taken needs no minimum with 1.
+      at::Tensor mask = covered;
+      if (options.mask.region) {
+        at::Tensor region = rasters.fill(region_id);
+        if (excluded_id >= 0) region = at::clamp_min(region - rasters.fill(excluded_id), 0.f);
+        mask = at::minimum(mask, region);
+      }
+      if (options.mask.box) mask = at::minimum(mask, rasters.fill(box_id));
+      mask = mask * forehead_ramp(rasters.values().narrow(0, ramp_id, 3), h, w);
+      for (int e = 0; e < 2; ++e) {
+        if (closed_eyes[e] <= 0.f) continue;
+        // The whole grown eye stays, fading out over ~6% of the face around
+        // it: the target's lid and the source's skin around it differ in
+        // texture, and a hard oval reads as a patch.
+        at::Tensor keep = at::clamp_max(blur_mask(rasters.fill(grown_eye_ids[e]), 0.03f * face_size) * 2.f, 1.f);
+        mask = mask * detail::one_minus(keep * closed_eyes[e]);
+      }
+      if (eyes_by_colour) {
+        // Without the attention mesh's lid gap (another landmarker), and only
+        // with the occlusion mask: the mesh's lids do not follow a blink or a
+        // wink closely (a closed eye still reads as about half open), but an
+        // open eye shows white and iris, far from the skin's colour, and a
+        // closed one shows lid skin. Weaker: it misses some closed pairs and
+        // takes some sunglasses lenses (not skin, not dark enough) for lids.
+        at::Tensor target_skin;  // 1 where the target's ROI has the colour of its cheeks
+        {
+          at::Tensor not_skin_sample = rasters.fill(old_features_id);
+          at::Tensor sample =
+              at::clamp_min(rasters.fill(old_cheeks_id) - blur_mask(not_skin_sample, 0.04f * face_size) * 4.f, 0.f);
+          target_skin = skin_visibility_mask(bg_hwc, rasters.fill(old_hull_id), sample);
+        }
+        at::Tensor luminance = bg_hwc.mean(2);
+        at::Tensor cheeks = rasters.fill(old_cheeks_id);
+        // All the sums the decisions need, read back in one copy (one wait
+        // for the stream instead of eight).
+        std::vector<at::Tensor> sums = {(luminance * cheeks).sum(), cheeks.sum()};
+        for (int e = 0; e < 2; ++e) {
+          const at::Tensor& inside = rasters.fill(eye_ids[e]);
+          sums.push_back(inside.sum());
+          sums.push_back((detail::one_minus(target_skin) * inside).sum());
+          sums.push_back((luminance * inside).sum());
+        }
+        const at::Tensor host_sums = at::stack(sums).to(at::kCPU);
+        const float* sum = host_sums.data_ptr<float>();
+        const float cheek_luminance = sum[0] / std::max(1.f, sum[1]);
+        for (int e = 0; e < 2; ++e) {
+          const float* eye_sums = sum + 2 + 3 * e;
+          const float area = eye_sums[0];
+          if (area < 4.f) continue;
+          const float open = eye_sums[1] / area;
+          // Sunglasses are not skin-coloured either, but far darker than a lid.
+          const float eye_luminance = eye_sums[2] / area;
+          if (open >= kClosedEyeBelow || eye_luminance < 0.6f * cheek_luminance) continue;
+          mask = mask * detail::one_minus(rasters.fill(grown_eye_ids[e]));
+        }
+      }
+      at::Tensor feathered = feather_mask(mask, std::max(1.f, options.mask.blur * 0.25f * face_size));
+      // Where the source had nothing usable over a wider area (hair cut off a
+      // forehead, a hand, the far side of a turned head without a mirror
+      // partner) the layer holds the target's own pixels, with a step in colour
+      // at the change: the blend mask falls to 0 before such an area's edge, so
+      // the step is not shown (source_fill.hpp).
+      const at::Tensor fade = unusable_fade(covered, own.squeeze(2), face_size);
+      feathered = feathered * fade;
+      // What the colour steps measure and the blend shows of the source: not
+      // the shadowed rows before such an area either (source_fill.hpp).
+      const at::Tensor share = source_share(own.squeeze(2), fade);
+      at::Tensor features_mask = rasters.fill(features_id);
+      if (options.mask.occlusion) {
+        at::Tensor not_occluder = rasters.fill(own_features_id);
+        not_occluder = at::clamp_max(blur_mask(not_occluder, 0.01f * face_size) * 2.f, 1.f);
+        at::Tensor region = at::maximum(hull, rasters.fill(old_hull_id));
+        at::Tensor skin_sample =
+            at::clamp_min(rasters.fill(old_cheeks_id) - blur_mask(not_occluder, 0.04f * face_size) * 4.f, 0.f);
+        at::Tensor occluded = detail::one_minus(skin_visibility_mask(bg_hwc, region, skin_sample));
+        // Occluders reach in from outside the face (hair, fingers, a
+        // microphone) or out of the mouth (a tongue): seeds are the band along
+        // the outline and the mouth with the lips; dark spots inside the face
+        // that touch neither stay the source's.
+        at::Tensor inner = feather_mask(region, 0.08f * face_size);
+        at::Tensor seeds = at::maximum((inner < 0.5f).to(at::kFloat), rasters.fill(old_mouth_id));
+        at::Tensor candidate = occluded * detail::one_minus(not_occluder);
+        at::Tensor reach = connected_to(candidate, seeds, 0.5f);
+        reach = at::clamp_max(blur_mask(reach, 2.f) * 3.f, 1.f);
+        feathered = feathered * detail::one_minus(candidate * reach);
+      }
+      stage.next("swap.colour");
+      if (options.colour != ColourTransfer::none) {
+        at::Tensor skin = at::clamp_min(hull * share - features_mask, 0.f);
+        layer = transfer_colour(layer, bg_hwc, skin, options.colour);
+      }
+      stage.next("swap.edges");
+      // The skin of both faces where the layer holds the source.
+      const at::Tensor both_skin = at::clamp_min(hull * share - features_mask - rasters.fill(old_features_id), 0.f);
       {
-        at::Tensor not_skin_sample = rasters.fill(old_features_id);
-        at::Tensor sample =
-            at::clamp_min(rasters.fill(old_cheeks_id) - blur_mask(not_skin_sample, 0.04f * face_size) * 4.f, 0.f);
-        target_skin = skin_visibility_mask(bg_hwc, rasters.fill(old_hull_id), sample);
+        // Measured on the skin of both faces; the mouth is no edge (the
+        // target's own mouth interior lies inside the face).
+        at::Tensor outer = at::maximum(feathered, rasters.fill(mouth_id));
+        layer = match_edges(layer, bg_hwc, outer, both_skin, 0.05f * face_size, 0.2f * face_size);
       }
-      at::Tensor luminance = bg_hwc.mean(2);
-      at::Tensor cheeks = rasters.fill(old_cheeks_id);
-      // All the sums the decisions need, read back in one copy (one wait
-      // for the stream instead of eight).
-      std::vector<at::Tensor> sums = {(luminance * cheeks).sum(), cheeks.sum()};
-      for (int e = 0; e < 2; ++e) {
-        const at::Tensor& inside = rasters.fill(eye_ids[e]);
-        sums.push_back(inside.sum());
-        sums.push_back((detail::one_minus(target_skin) * inside).sum());
-        sums.push_back((luminance * inside).sum());
+      // Inside the face, where the source had nothing usable (or only its
+      // shadowed rows before such an area) the layer holds the target's own
+      // pixels: the colour steps above were measured for the source's and
+      // would only shift those (the multi-band blend's coarse levels then
+      // carried a light band past the end of a forehead).
+      {
+        at::Tensor target_own = (covered * detail::one_minus(share)).unsqueeze(2);
+        layer = layer + (bg_hwc - layer) * target_own;
       }
-      const at::Tensor host_sums = at::stack(sums).to(at::kCPU);
-      const float* sum = host_sums.data_ptr<float>();
-      const float cheek_luminance = sum[0] / std::max(1.f, sum[1]);
-      for (int e = 0; e < 2; ++e) {
-        const float* eye_sums = sum + 2 + 3 * e;
-        const float area = eye_sums[0];
-        if (area < 4.f) continue;
-        const float open = eye_sums[1] / area;
-        // Sunglasses are not skin-coloured either, but far darker than a lid.
-        const float eye_luminance = eye_sums[2] / area;
-        if (open >= kClosedEyeBelow || eye_luminance < 0.6f * cheek_luminance) continue;
-        mask = mask * detail::one_minus(rasters.fill(grown_eye_ids[e]));
+      // Fine detail the source does not have: a source photo's face may be
+      // far smaller than the target's (a full-length photo: ~80 px), and its
+      // texture, enlarged, read as a blurred patch on a sharp target. On the
+      // skin (not the features of either face, whose edges would show twice)
+      // the target's own detail finer than the source's resolution is kept:
+      // skin texture and grain, not identity. Below the compose size it is
+      // added to the layer here; above it the paste brings the frame's detail
+      // back where the mask it is given is below 1 (paste_face).
+      at::Tensor paste_mask = feathered;
+      {
+        const float coarser = face_size / src.face_size;
+        // Only where the layer holds the source: elsewhere it holds the
+        // target's pixels, detail and all. At most 0.95: paste_face writes the
+        // frame itself where its mask is 0 (the blend left the background
+        // there), not the face's.
+        at::Tensor keep = blur_mask(both_skin, 0.02f * face_size) * 0.95f;
+        if (coarser > 1.25f) {
+          // An image enlarged c times holds about what a Gaussian of c/2 leaves.
+          at::Tensor smooth =
+              detail::gaussian_blur_nchw(bg_hwc.permute({2, 0, 1}).unsqueeze(0).contiguous(), 0.5f * coarser)
+                  .squeeze(0)
+                  .permute({1, 2, 0});
+          layer = at::addcmul(layer, bg_hwc - smooth, (keep * feathered).unsqueeze(2));
+        }
+        paste_mask = feathered * detail::one_minus(keep);
       }
+      stage.next("swap.blend");
+      at::Tensor blended = options.blend == BlendMode::multiband
+                               ? blend_multiband(layer, bg_hwc, feathered, blend_levels)
+                               : blend(layer, bg_hwc, feathered, options.blend);
+      return {blended, paste_mask};
+    };
+    // As a CUDA graph where its work is all on the device (the occlusion
+    // mask and the eyes' colour test read sums back; the relighting and the
+    // Poisson blend too).
+    const bool graphable = !device.is_cpu() && rasters.pinned().defined() && !eyes_by_colour &&
+                           !options.mask.occlusion &&
+                           (options.colour == ColourTransfer::none || options.colour == ColourTransfer::lab) &&
+                           options.blend != BlendMode::poisson;
+    std::optional<std::vector<at::Tensor>> composed;
+    if (graphable) {
+      char key[256];
+      std::snprintf(key, sizeof key, "%p %dx%d %a %d %a,%a ", static_cast<const void*>(&src), h, w, face_size,
+                    blend_levels, closed_eyes[0], closed_eyes[1]);
+      composed = impl_->graphs.run(
+          key + rasters.layout(), {bg_small, rasters.pinned()},
+          [&](const std::vector<at::Tensor>& in) { return compose(in[0], in[1]); }, job.source->data);
     }
-    at::Tensor feathered = feather_mask(mask, std::max(1.f, options.mask.blur * 0.25f * face_size));
-    // Where the source had nothing usable over a wider area (hair cut off a
-    // forehead, a hand, the far side of a turned head without a mirror
-    // partner) the layer holds the target's own pixels, with a step in colour
-    // at the change: the blend mask falls to 0 before such an area's edge, so
-    // the step is not shown (source_fill.hpp).
-    const at::Tensor fade = unusable_fade(covered, own.squeeze(2), face_size);
-    feathered = feathered * fade;
-    // What the colour steps measure and the blend shows of the source: not
-    // the shadowed rows before such an area either (source_fill.hpp).
-    const at::Tensor share = source_share(own.squeeze(2), fade);
-    at::Tensor features_mask = rasters.fill(features_id);
-    if (options.mask.occlusion) {
-      at::Tensor not_occluder = rasters.fill(own_features_id);
-      not_occluder = at::clamp_max(blur_mask(not_occluder, 0.01f * face_size) * 2.f, 1.f);
-      at::Tensor region = at::maximum(hull, rasters.fill(old_hull_id));
-      at::Tensor skin_sample =
-          at::clamp_min(rasters.fill(old_cheeks_id) - blur_mask(not_occluder, 0.04f * face_size) * 4.f, 0.f);
-      at::Tensor occluded = detail::one_minus(skin_visibility_mask(bg_hwc, region, skin_sample));
-      // Occluders reach in from outside the face (hair, fingers, a
-      // microphone) or out of the mouth (a tongue): seeds are the band along
-      // the outline and the mouth with the lips; dark spots inside the face
-      // that touch neither stay the source's.
-      at::Tensor inner = feather_mask(region, 0.08f * face_size);
-      at::Tensor seeds = at::maximum((inner < 0.5f).to(at::kFloat), rasters.fill(old_mouth_id));
-      at::Tensor candidate = occluded * detail::one_minus(not_occluder);
-      at::Tensor reach = connected_to(candidate, seeds, 0.5f);
-      reach = at::clamp_max(blur_mask(reach, 2.f) * 3.f, 1.f);
-      feathered = feathered * detail::one_minus(candidate * reach);
+    if (!composed) {
+      composed =
+          compose(bg_small, rasters.pinned().defined() ? rasters.pinned().to(device, at::kFloat, /*non_blocking=*/true)
+                                                       : at::Tensor());
     }
-    stage.next("swap.colour");
-    if (options.colour != ColourTransfer::none) {
-      at::Tensor skin = at::clamp_min(hull * share - features_mask, 0.f);
-      layer = transfer_colour(layer, bg_hwc, skin, options.colour);
-    }
-    stage.next("swap.edges");
-    // The skin of both faces where the layer holds the source.
-    const at::Tensor both_skin = at::clamp_min(hull * share - features_mask - rasters.fill(old_features_id), 0.f);
-    {
-      // Measured on the skin of both faces; the mouth is no edge (the
-      // target's own mouth interior lies inside the face).
-      at::Tensor outer = at::maximum(feathered, rasters.fill(mouth_id));
-      layer = match_edges(layer, bg_hwc, outer, both_skin, 0.05f * face_size, 0.2f * face_size);
-    }
-    // Inside the face, where the source had nothing usable (or only its
-    // shadowed rows before such an area) the layer holds the target's own
-    // pixels: the colour steps above were measured for the source's and
-    // would only shift those (the multi-band blend's coarse levels then
-    // carried a light band past the end of a forehead).
-    {
-      at::Tensor target_own = (covered * detail::one_minus(share)).unsqueeze(2);
-      layer = layer + (bg_hwc - layer) * target_own;
-    }
-    // Fine detail the source does not have: a source photo's face may be
-    // far smaller than the target's (a full-length photo: ~80 px), and its
-    // texture, enlarged, read as a blurred patch on a sharp target. On the
-    // skin (not the features of either face, whose edges would show twice)
-    // the target's own detail finer than the source's resolution is kept:
-    // skin texture and grain, not identity. Below the compose size it is
-    // added to the layer here; above it the paste brings the frame's detail
-    // back where the mask it is given is below 1 (paste_face).
-    at::Tensor paste_mask = feathered;
-    {
-      const float coarser = face_size / src.face_size;
-      // Only where the layer holds the source: elsewhere it holds the
-      // target's pixels, detail and all. At most 0.95: paste_face writes the
-      // frame itself where its mask is 0 (the blend left the background
-      // there), not the face's.
-      at::Tensor keep = blur_mask(both_skin, 0.02f * face_size) * 0.95f;
-      if (coarser > 1.25f) {
-        // An image enlarged c times holds about what a Gaussian of c/2 leaves.
-        at::Tensor smooth =
-            detail::gaussian_blur_nchw(bg_hwc.permute({2, 0, 1}).unsqueeze(0).contiguous(), 0.5f * coarser)
-                .squeeze(0)
-                .permute({1, 2, 0});
-        layer = at::addcmul(layer, bg_hwc - smooth, (keep * feathered).unsqueeze(2));
-      }
-      paste_mask = feathered * detail::one_minus(keep);
-    }
-    stage.next("swap.blend");
-    at::Tensor blended = options.blend == BlendMode::multiband ? blend_multiband(layer, bg_hwc, feathered, blend_levels)
-                                                               : blend(layer, bg_hwc, feathered, options.blend);
+    const at::Tensor& blended = (*composed)[0];
+    const at::Tensor& paste_mask = (*composed)[1];
     // Into the frame's compose box at full resolution: scaled up, with the
     // target's own fine detail where the mask is below 1.
     stage.next("swap.paste");
-    detail::paste_face(roi_pixels.narrow(0, cy0, ch).narrow(1, cx0, cw), bg_box, 0, 0, cw, ch, blended, bg_hwc,
+    detail::paste_face(roi_pixels.narrow(0, cy0, ch).narrow(1, cx0, cw), bg_box, 0, 0, cw, ch, blended, bg_small,
                        paste_mask);
     if (regions_only) frame_roi.copy_(roi_pixels);
     ++impl_->swapped;
