@@ -464,6 +464,8 @@ options:
   --device cpu|cuda, --fp16, --cuda-graphs, --threads N
   --count-ops          also count the ATen ops (and host waits) of one swap, per stage
   --stage-times        also time each stage (host issue time, and with the device waited for at each stage's end)
+  --moving N           swap N frames in turn, the photo zoomed in 0.4% more and shifted a pixel in each (as a
+                       video's face moves from frame to frame), not one frame over and over
   --json FILE          also write the results as JSON
 )";
 
@@ -486,6 +488,8 @@ int bench_swap(Args& args) {
   options.analyser.tile_size = args.int_or("--tile-size", 0);
   const bool with_op_counts = args.flag("--count-ops");
   const bool with_stage_times = args.flag("--stage-times");
+  const int moving = args.int_or("--moving", 1);
+  if (moving < 1 || moving > 100) throw Error(ErrorKind::bad_input, "--moving takes 1 to 100 frames");
   args.finish();
   Image target_img = read_image(target_path);
   at::Tensor frame = fit_into(target_img.rgb, 1920, 1080);
@@ -501,7 +505,29 @@ int bench_swap(Args& args) {
   });
   if (faces.empty()) throw Error(ErrorKind::bad_input, target_path + ": no face in the 1080p frame");
   std::vector<SwapAssignment> jobs = {{faces[0], &source}};
-  Timing compose = time_it(2, iterations, [&] { swapper.swap(frame, jobs); });
+  // The other frames of --moving: crops of the photo, each 0.4% smaller and a
+  // pixel or two off the last, fitted into the frame again.
+  std::vector<at::Tensor> frames = {frame};
+  std::vector<std::vector<SwapAssignment>> frame_jobs = {jobs};
+  for (int k = 1; k < moving; ++k) {
+    const at::Tensor& photo = target_img.rgb;
+    const int64_t ch = std::llround(photo.size(0) * (1.0 - 0.004 * k)),
+                  cw = std::llround(photo.size(1) * (1.0 - 0.004 * k));
+    const int64_t y0 = std::min(photo.size(0) - ch, (photo.size(0) - ch) / 2 + k % 3);
+    const int64_t x0 = std::min(photo.size(1) - cw, (photo.size(1) - cw) / 2 + k % 2);
+    at::Tensor f = fit_into(photo.narrow(0, y0, ch).narrow(1, x0, cw).contiguous(), 1920, 1080);
+    std::vector<Face> found = analyser.detect(f);
+    analyser.landmark(f, found);
+    if (found.empty())
+      throw Error(ErrorKind::bad_input, target_path + ": no face in moving frame " + std::to_string(k));
+    frames.push_back(f);
+    frame_jobs.push_back({{found[0], &source}});
+  }
+  size_t next = 0;
+  Timing compose = time_it(2, iterations, [&] {
+    const size_t i = next++ % frames.size();
+    swapper.swap(frames[i], frame_jobs[i]);
+  });
   at::Tensor out = swapper.swap(frame, jobs);
   Timing encode = time_it(1, 5, [&] { encode_image(out, ImageFormat::jpeg); });
   std::vector<uint8_t> jpeg = encode_image(frame, ImageFormat::jpeg);
@@ -511,6 +537,7 @@ int bench_swap(Args& args) {
   if (options.analyser.runtime.cuda_graphs) device += " graphs";
   device += options.analyser.landmarker == FaceLandmarkerModel::mesh ? ", mesh" : ", attention mesh";
   if (options.analyser.tile_size < 0) device += ", no tiles";
+  if (moving > 1) device += ", " + std::to_string(moving) + " moving frames";
   std::cout << "one face in a 1920x1080 frame (" << target_path << "), " << device
             << (options.enhancer.enabled ? ", with face enhancer " + options.enhancer.model : "") << ", p50/p90 ms\n"
             << std::fixed << std::setprecision(2) << "  detect + landmarks   " << analyse.p50 << " / " << analyse.p90
