@@ -6,12 +6,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <utility>
 
 #include "swap/compose_internal.hpp"
 
 #ifdef VISAGE_WITH_CUDA
 #include <ATen/cuda/CUDAContext.h>
 #include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #endif
@@ -50,9 +52,22 @@ struct ComposeGraphs::Entry {
 };
 
 ComposeGraphs::ComposeGraphs() = default;
-ComposeGraphs::~ComposeGraphs() = default;
-ComposeGraphs::ComposeGraphs(ComposeGraphs&&) noexcept = default;
-ComposeGraphs& ComposeGraphs::operator=(ComposeGraphs&&) noexcept = default;
+ComposeGraphs::~ComposeGraphs() {
+  entries_.clear();  // the graphs before their stream
+#ifdef VISAGE_WITH_CUDA
+  if (stream_) (void)cudaStreamDestroy(static_cast<cudaStream_t>(stream_));
+#endif
+}
+ComposeGraphs::ComposeGraphs(ComposeGraphs&& other) noexcept
+    : entries_(std::move(other.entries_)), stream_(std::exchange(other.stream_, nullptr)) {}
+ComposeGraphs& ComposeGraphs::operator=(ComposeGraphs&& other) noexcept {
+  if (this != &other) {
+    ComposeGraphs gone(std::move(*this));
+    entries_ = std::move(other.entries_);
+    stream_ = std::exchange(other.stream_, nullptr);
+  }
+  return *this;
+}
 
 ComposeGraphs::Counts ComposeGraphs::totals() {
   return {captured_total.load(), replayed_total.load(), failed_total.load()};
@@ -91,16 +106,25 @@ std::optional<std::vector<at::Tensor>> ComposeGraphs::run(const std::string& key
   }
   if (e.failed || ++e.seen < 2) return std::nullopt;
 
-  // Capture: on a side stream, after the work queued so far (the inputs'
-  // producers) is done, with static input buffers; one eager run there
-  // first (handles and workspaces of that stream, cuDNN's choices).
-  e.inputs.clear();
-  for (const at::Tensor& t : inputs) e.inputs.push_back(at::empty(t.sizes(), t.options().device(device)));
-  stage_inputs();
-  at::cuda::device_synchronize();
+  // Capture: on a side stream, after the work queued so far on this one
+  // (the inputs' producers) is done, with static input buffers; one eager
+  // run there first (handles and workspaces of that stream, cuDNN's
+  // choices). Only these two streams are waited for, never the device: a
+  // video's other workers go on meanwhile, and may be capturing themselves.
+  const c10::cuda::CUDAStream caller = c10::cuda::getCurrentCUDAStream(device.index());
   auto graph = std::make_unique<at::cuda::CUDAGraph>();
   try {
-    auto stream = c10::cuda::getStreamFromPool(false, device.index());
+    e.inputs.clear();
+    for (const at::Tensor& t : inputs) e.inputs.push_back(at::empty(t.sizes(), t.options().device(device)));
+    stage_inputs();
+    caller.synchronize();
+    if (!stream_) {
+      c10::cuda::CUDAGuard on_device(device.index());
+      cudaStream_t created = nullptr;
+      C10_CUDA_CHECK(cudaStreamCreateWithFlags(&created, cudaStreamNonBlocking));
+      stream_ = created;
+    }
+    auto stream = c10::cuda::getStreamFromExternal(static_cast<cudaStream_t>(stream_), device.index());
     c10::cuda::CUDAStreamGuard on_stream(stream);
     {
       detail::ConstantsKept warm_up;
@@ -108,7 +132,7 @@ std::optional<std::vector<at::Tensor>> ComposeGraphs::run(const std::string& key
     }
     stream.synchronize();
     detail::ConstantsKept constants;
-    // Thread-local: other threads (a video's workers) go on meanwhile.
+    // Thread-local: other threads' calls are not held to the capture's rules.
     graph->capture_begin({0, 0}, cudaStreamCaptureModeThreadLocal);
     try {
       e.outputs = compose(e.inputs);
@@ -123,14 +147,12 @@ std::optional<std::vector<at::Tensor>> ComposeGraphs::run(const std::string& key
     e.constants = std::move(constants.tensors);
   } catch (const std::exception& error) {
     (void)cudaGetLastError();
-    at::cuda::device_synchronize();
     if (debug) std::fprintf(stderr, "visage: compose graph capture failed (%s): %s\n", key.c_str(), error.what());
     e.failed = true;
     e.inputs.clear(), e.outputs.clear(), e.constants.clear();
     ++failed_total;
     return std::nullopt;
   }
-  at::cuda::device_synchronize();
   e.graph = std::move(graph);
   e.keep = std::move(keep);
   ++captured_total;

@@ -53,6 +53,10 @@ class ComposeGraphs {
  private:
   struct Entry;
   std::list<Entry> entries_;  // most recently used first
+  // The stream captures run on (cudaStream_t), this swapper's own: a pool
+  // stream may be another thread's current stream (a video's workers each
+  // take one), whose work would then land in the capture.
+  void* stream_ = nullptr;
 };
 
 }  // namespace visage::swap
