@@ -261,8 +261,12 @@ class FaceRasters {
       values_t_ = at::tensor(values_, at::kFloat);
       return;
     }
-    const char* host = std::getenv("VISAGE_SWAP_HOST_RASTERS");
-    if (host && std::string(host) == "1") {
+    // Read once: a per-face getenv is a lock and a scan of the environment.
+    static const bool on_host = [] {
+      const char* host = std::getenv("VISAGE_SWAP_HOST_RASTERS");
+      return host && std::string(host) == "1";
+    }();
+    if (on_host) {
       make_on_host(dst, src, mirror, triangles, sh, sw);
     } else {
       prepare(dst, src, mirror, triangles, sh, sw);
