@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "face/geometry.hpp"
+#include "test_support.hpp"
 #include "visage/face.hpp"
 #include "visage/image.hpp"
 
@@ -55,8 +56,7 @@ inline at::Tensor resize_image(const at::Tensor& rgb, int64_t height, int64_t wi
 // A face-api demo photo (npm: the node_modules folder) as float
 // [size, size, 3]: its centre square, resized.
 inline at::Tensor demo_photo(const std::filesystem::path& npm, int index, int64_t size = 450) {
-  auto path = npm / "@vladmandic/face-api/demo" / ("sample" + std::to_string(index) + ".jpg");
-  at::Tensor rgb = read_image(path).rgb.to(at::kFloat);
+  at::Tensor rgb = read_image(RegistryPhotos(npm).demo(index)).rgb.to(at::kFloat);
   const int64_t h = rgb.size(0), w = rgb.size(1), s = std::min(h, w);
   at::Tensor square = rgb.narrow(0, (h - s) / 2, s).narrow(1, (w - s) / 2, s).permute({2, 0, 1}).unsqueeze(0);
   at::Tensor resized = at::upsample_bilinear2d(square, {size, size}, false);

@@ -20,7 +20,6 @@
 
 namespace {
 
-namespace fs = std::filesystem;
 using namespace visage;
 
 constexpr double kFps = 30;
@@ -134,27 +133,19 @@ float mean_error(const Face& a, const Face& b, float dx = 0, float dy = 0) {
 class FaceTracking : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    auto npm = test::npm_dir();
-    if (!npm) return;
-    const fs::path astronaut_path = *npm / "../../debian/skimage/astronaut.png";
-    const fs::path hopper_path = "/usr/share/matplotlib/mpl-data/sample_data/grace_hopper.jpg";
-    const fs::path group_path = *npm / "@vladmandic/face-api/demo/sample1.jpg";
-    for (const auto& p : {astronaut_path, hopper_path, group_path})
-      if (!fs::exists(p)) return;
+    const auto photos = test::registry_photos();
+    if (!photos || !test::all_exist({photos->astronaut, photos->grace_hopper, photos->demo(1)})) return;
     FaceAnalyserOptions options;
     options.landmarker = FaceLandmarkerModel::mesh;  // the faster mesh: tracking logic does not depend on irises
     options.attributes = false;
     analyser = std::make_unique<FaceAnalyser>(options);
-    astronaut = read_image(astronaut_path).rgb;
-    hopper = read_image(hopper_path).rgb;
-    group = shrink(read_image(group_path).rgb, 3);  // 640 x 426, three women
+    astronaut = read_image(photos->astronaut).rgb;
+    hopper = read_image(photos->grace_hopper).rgb;
+    group = shrink(read_image(photos->demo(1)).rgb, 3);  // 640 x 426, three women
   }
   static void TearDownTestSuite() { analyser.reset(); }
   void SetUp() override {
-    if (!analyser) {
-      if (test::npm_required()) GTEST_FAIL() << "test photos or models missing (VISAGE_REQUIRE_NPM set)";
-      GTEST_SKIP() << "test photos or models missing: run scripts/install_deps.sh and install python-matplotlib-data";
-    }
+    if (!analyser) VISAGE_SKIP_OR_FAIL_WITHOUT_PHOTOS();
     at::manual_seed(11);
   }
 

@@ -18,7 +18,6 @@
 
 namespace {
 
-namespace fs = std::filesystem;
 using namespace visage;
 using test::inside_polygon;
 using test::mesh_hull;
@@ -37,23 +36,17 @@ bool near_polygon(const std::vector<Point2>& poly, float x, float y, float toler
 class SwapComposeSize : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    auto npm = test::npm_dir();
-    if (!npm) return;
-    const fs::path astronaut_path = *npm / "../../debian/skimage/astronaut.png";
-    const fs::path hopper_path = "/usr/share/matplotlib/mpl-data/sample_data/grace_hopper.jpg";
-    if (!fs::exists(astronaut_path) || !fs::exists(hopper_path)) return;
-    astronaut = read_image(astronaut_path).rgb;
+    const auto photos = test::registry_photos();
+    if (!photos || !test::all_exist({photos->astronaut, photos->grace_hopper})) return;
+    astronaut = read_image(photos->astronaut).rgb;
     // A close-up: Grace Hopper's portrait at twice its size (face ~400 px),
     // while the astronaut's face in the source texture is ~200 px.
-    at::Tensor hopper = read_image(hopper_path).rgb;
+    at::Tensor hopper = read_image(photos->grace_hopper).rgb;
     closeup = test::resize_image(hopper, hopper.size(0) * 2, hopper.size(1) * 2);
     ready = true;
   }
   void SetUp() override {
-    if (!ready) {
-      if (test::npm_required()) GTEST_FAIL() << "test photos or models missing (VISAGE_REQUIRE_NPM set)";
-      GTEST_SKIP() << "test photos or models missing: run scripts/install_deps.sh";
-    }
+    if (!ready) VISAGE_SKIP_OR_FAIL_WITHOUT_PHOTOS();
   }
   static inline bool ready = false;
   static inline at::Tensor astronaut, closeup;

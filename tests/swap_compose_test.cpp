@@ -8,7 +8,6 @@
 
 #include <malloc.h>
 
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -451,15 +450,11 @@ TEST(SwapCompose, TimingOn450Region) {
   at::Tensor hard = fill_polygons(450, 450, {oval}, at::kCPU);
   at::Tensor alpha = feather_mask(hard, 25.f);
   auto time_ms = [](auto&& fn) {
-    double best = 1e9;
-    for (int i = 0; i < 5; ++i) {
-      auto t0 = std::chrono::steady_clock::now();
+    return test::best_time_ms([&] {
       at::Tensor r = fn();
       if (!r.device().is_cpu()) r.sum().item<float>();  // waits for the device
-      best = std::min(best, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
       EXPECT_TRUE(r.defined());
-    }
-    return best;
+    });
   };
   if (std::getenv("VISAGE_COMPOSE_MALLOPT")) {
     // What the timings are once big buffers are recycled instead of freshly

@@ -30,8 +30,8 @@ double fine_detail(const at::Tensor& rgb, float x, float y, int side) {
 }
 
 TEST(SwapDetail, SmallSourceFaceKeepsTheTargetsSkinDetail) {
-  VISAGE_REQUIRE_NPM_FILE(astronaut_path, "../../debian/skimage/astronaut.png");
-  const fs::path hopper_path = "/usr/share/matplotlib/mpl-data/sample_data/grace_hopper.jpg";
+  VISAGE_REQUIRE_NPM_FILE(astronaut_path, test::kSkimageInNpm / "astronaut.png");
+  const fs::path hopper_path = test::kGraceHopper;
   if (!fs::exists(hopper_path)) GTEST_SKIP() << hopper_path << " missing (Debian's python-matplotlib-data)";
   // The astronaut at a quarter of its size (a face of ~50 px) onto
   // grace_hopper enlarged 1.5x (a face of ~280 px): ~5.5x coarser.

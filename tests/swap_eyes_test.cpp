@@ -47,24 +47,16 @@ double mean_difference_inside(const at::Tensor& a, const at::Tensor& b, const st
 class SwapEyes : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    auto npm = test::npm_dir();
-    if (!npm) return;
-    const fs::path closed_path = *npm / "@vladmandic/face-api/demo/sample2.jpg";
-    const fs::path astronaut_path = *npm / "../../debian/skimage/astronaut.png";
-    const fs::path hopper_path = "/usr/share/matplotlib/mpl-data/sample_data/grace_hopper.jpg";
-    for (const auto& p : {closed_path, astronaut_path, hopper_path})
-      if (!fs::exists(p)) return;
+    const auto photos = test::registry_photos();
+    if (!photos || !test::all_exist({photos->demo(2), photos->astronaut, photos->grace_hopper})) return;
     swapper = std::make_unique<FaceSwapper>(SwapOptions{});
-    closed = read_image(closed_path).rgb;
-    astronaut = read_image(astronaut_path).rgb;
-    hopper = read_image(hopper_path).rgb;
+    closed = read_image(photos->demo(2)).rgb;
+    astronaut = read_image(photos->astronaut).rgb;
+    hopper = read_image(photos->grace_hopper).rgb;
   }
   static void TearDownTestSuite() { swapper.reset(); }
   void SetUp() override {
-    if (!swapper) {
-      if (test::npm_required()) GTEST_FAIL() << "test photos or models missing (VISAGE_REQUIRE_NPM set)";
-      GTEST_SKIP() << "test photos or models missing: run scripts/install_deps.sh";
-    }
+    if (!swapper) VISAGE_SKIP_OR_FAIL_WITHOUT_PHOTOS();
   }
   // The largest face's eye openness, as the swapper's analyser sees it.
   static Face analysed(const at::Tensor& rgb) {

@@ -6,13 +6,13 @@
 #include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <numbers>
 
 #include "swap/compose.hpp"
 #include "swap/compose_internal.hpp"
+#include "test_support.hpp"
 
 namespace visage::swap {
 namespace {
@@ -173,22 +173,13 @@ TEST(SwapFullResolution, TimingOfACloseUpFace) {
   at::Tensor coarse = at::randn({g, g, 2}) * 3.f;
   at::Tensor blended = random_image(small, small, 7), small_bg = random_image(small, small, 8);
   at::Tensor alpha = at::rand({small, small});
-  auto time_ms = [](auto&& fn) {
-    double best = 1e9;
-    for (int i = 0; i < 5; ++i) {
-      auto t0 = std::chrono::steady_clock::now();
-      fn();
-      best = std::min(best, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-    }
-    return best;
-  };
   at::Tensor warped;
   std::printf("close-up face on %d threads (ms):\n", at::get_num_threads());
   std::printf("  outline warp, ATen chain   %7.2f\n",
-              time_ms([&] { warped = warp_reference(view, coarse, step).contiguous(); }));
+              test::best_time_ms([&] { warped = warp_reference(view, coarse, step).contiguous(); }));
   std::printf("  outline warp, fused        %7.2f\n",
-              time_ms([&] { warped = detail::warp_by_field(view, coarse, step); }));
-  std::printf("  upsample + paste, ATen     %7.2f\n", time_ms([&] {
+              test::best_time_ms([&] { warped = detail::warp_by_field(view, coarse, step); }));
+  std::printf("  upsample + paste, ATen     %7.2f\n", test::best_time_ms([&] {
                 auto up = [&](const at::Tensor& hwc) {
                   return at::upsample_bilinear2d(hwc.permute({2, 0, 1}).unsqueeze(0), {roi, roi}, false)
                       .squeeze(0)
@@ -198,16 +189,19 @@ TEST(SwapFullResolution, TimingOfACloseUpFace) {
                 at::Tensor r = up(blended) + (1.f - up(alpha.unsqueeze(2))) * (warped - up(small_bg));
                 view.copy_(r.round().clamp(0, 255).to(at::kByte));
               }));
-  std::printf("  upsample + paste, fused    %7.2f\n",
-              time_ms([&] { detail::paste_face(view, warped, box_at, box_at, box, box, blended, small_bg, alpha); }));
+  std::printf("  upsample + paste, fused    %7.2f\n", test::best_time_ms([&] {
+                detail::paste_face(view, warped, box_at, box_at, box, box, blended, small_bg, alpha);
+              }));
   // What the swap runs now: the warp written in place outside the compose
   // box (the box's pixels returned), and the paste of the box alone.
   at::Tensor box_bg;
-  std::printf("  warp in place              %7.2f\n",
-              time_ms([&] { box_bg = detail::warp_in_place(view, coarse, step, box_at, box_at, box, box); }));
+  std::printf("  warp in place              %7.2f\n", test::best_time_ms([&] {
+                box_bg = detail::warp_in_place(view, coarse, step, box_at, box_at, box, box);
+              }));
   at::Tensor box_view = view.narrow(0, box_at, box).narrow(1, box_at, box);
-  std::printf("  paste of the box           %7.2f\n",
-              time_ms([&] { detail::paste_face(box_view, box_bg, 0, 0, box, box, blended, small_bg, alpha); }));
+  std::printf("  paste of the box           %7.2f\n", test::best_time_ms([&] {
+                detail::paste_face(box_view, box_bg, 0, 0, box, box, blended, small_bg, alpha);
+              }));
   SUCCEED();
 }
 

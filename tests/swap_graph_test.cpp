@@ -17,7 +17,6 @@
 
 namespace {
 
-namespace fs = std::filesystem;
 using namespace visage;
 
 // `image` uint8 [H, W, 3] resized by `scale` (bilinear): the same face a
@@ -36,14 +35,10 @@ at::Tensor rescaled(const at::Tensor& image, double scale) {
 
 TEST(SwapGraph, ReplaysAnotherFramesFaceLikeTheEagerCompositing) {
   if (!cuda_available()) GTEST_SKIP() << "no CUDA device (or a CPU-only build)";
-  auto npm = test::npm_dir();
-  const fs::path hopper_path = "/usr/share/matplotlib/mpl-data/sample_data/grace_hopper.jpg";
-  if (!npm || !fs::exists(hopper_path) || !fs::exists(*npm / "../../debian/skimage/astronaut.png")) {
-    if (test::npm_required()) GTEST_FAIL() << "test photos or models missing (VISAGE_REQUIRE_NPM set)";
-    GTEST_SKIP() << "test photos or models missing: run scripts/install_deps.sh";
-  }
-  const at::Tensor hopper = read_image(hopper_path).rgb;
-  const at::Tensor astronaut = read_image(*npm / "../../debian/skimage/astronaut.png").rgb;
+  const auto photos = test::registry_photos();
+  if (!photos || !test::all_exist({photos->grace_hopper, photos->astronaut})) VISAGE_SKIP_OR_FAIL_WITHOUT_PHOTOS();
+  const at::Tensor hopper = read_image(photos->grace_hopper).rgb;
+  const at::Tensor astronaut = read_image(photos->astronaut).rgb;
   SwapOptions options;
   options.analyser.runtime.device = Device::cuda;
   FaceSwapper graphed(options);

@@ -6,7 +6,6 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -17,6 +16,7 @@
 #include "swap/compose_internal.hpp"
 #include "swap/mesh_raster.hpp"
 #include "swap/mesh_topology.hpp"
+#include "test_support.hpp"
 
 namespace visage::swap {
 namespace {
@@ -163,32 +163,23 @@ TEST(SwapRasters, Timing) {
   const std::vector<Point3> dst = posed_mesh(0.3f, 150.f, w * 0.5f, h * 0.5f, 0.3f, rng);
   const std::vector<Point3> src = posed_mesh(-0.3f, 120.f, 250.f, 240.f, 0.2f, rng);
   const auto sets = random_polygon_sets(rng, h + 40, w + 40);
-  auto time_ms = [](auto&& fn) {
-    double best = 1e9;
-    for (int i = 0; i < 5; ++i) {
-      auto t0 = std::chrono::steady_clock::now();
-      fn();
-      best = std::min(best, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-    }
-    return best;
-  };
   std::vector<float> planes(sets.size() * (h + 40) * (w + 40));
-  std::printf("  host fills            %7.2f ms\n", time_ms([&] {
+  std::printf("  host fills            %7.2f ms\n", test::best_time_ms([&] {
                 for (size_t i = 0; i < sets.size(); ++i)
                   fill_polygons_into(planes.data() + i * (h + 40) * (w + 40), h + 40, w + 40, sets[i]);
               }));
-  std::printf("  host deposits         %7.2f ms\n", time_ms([&] {
+  std::printf("  host deposits         %7.2f ms\n", test::best_time_ms([&] {
                 std::vector<int32_t> cells;
                 std::vector<float> values;
                 for (size_t i = 0; i < sets.size(); ++i)
                   detail::polygon_deposits(h + 40, w + 40, sets[i], static_cast<int64_t>(i), cells, values);
               }));
   std::printf("  host correspondence   %7.2f ms\n",
-              time_ms([&] { mesh_correspondence(dst, src, topo.mirror, topo.triangles, h, w); }));
+              test::best_time_ms([&] { mesh_correspondence(dst, src, topo.mirror, topo.triangles, h, w); }));
   std::printf("  host triangle tables  %7.2f ms\n",
-              time_ms([&] { triangle_tables(dst, src, topo.mirror, topo.triangles, h, w); }));
+              test::best_time_ms([&] { triangle_tables(dst, src, topo.mirror, topo.triangles, h, w); }));
   for (const at::Device& device : devices()) {
-    std::printf("  ATen correspondence (%s) %7.2f ms\n", device.str().c_str(), time_ms([&] {
+    std::printf("  ATen correspondence (%s) %7.2f ms\n", device.str().c_str(), test::best_time_ms([&] {
                   Correspondence c = aten_correspondence(dst, src, h, w, device);
                   c.covered.sum().item<float>();
                 }));

@@ -19,7 +19,6 @@
 
 namespace {
 
-namespace fs = std::filesystem;
 using namespace visage;
 using test::mesh_hull;
 
@@ -40,14 +39,9 @@ float inside_distance(const std::vector<Point2>& poly, float x, float y) {
 }
 
 TEST(SwapSeams, SourceLitFromOneSideMeetsTheTargetAtTheOutline) {
-  auto npm = test::npm_dir();
-  const fs::path astronaut_path = npm ? *npm / "../../debian/skimage/astronaut.png" : fs::path();
-  const fs::path hopper_path = "/usr/share/matplotlib/mpl-data/sample_data/grace_hopper.jpg";
-  if (!npm || !fs::exists(astronaut_path) || !fs::exists(hopper_path)) {
-    if (test::npm_required()) GTEST_FAIL() << "test photos or models missing (VISAGE_REQUIRE_NPM set)";
-    GTEST_SKIP() << "test photos or models missing: run scripts/install_deps.sh";
-  }
-  at::Tensor astronaut = read_image(astronaut_path).rgb, hopper = read_image(hopper_path).rgb;
+  const auto photos = test::registry_photos();
+  if (!photos || !test::all_exist({photos->astronaut, photos->grace_hopper})) VISAGE_SKIP_OR_FAIL_WITHOUT_PHOTOS();
+  at::Tensor astronaut = read_image(photos->astronaut).rgb, hopper = read_image(photos->grace_hopper).rgb;
   // Side light: 0.6x at the photo's left edge to 1.3x at its right.
   const int64_t aw = astronaut.size(1);
   at::Tensor gain = at::linspace(0.6, 1.3, aw, at::kFloat).view({1, aw, 1});

@@ -62,14 +62,11 @@ float nme_68(const std::vector<Point3>& moved, const Face& target) {
 class SwapShape : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    auto npm = test::npm_dir();
-    if (!npm) return;
-    const fs::path demo = *npm / "@vladmandic/face-api/demo";
-    const std::vector<fs::path> paths = {*npm / "../../debian/skimage/astronaut.png",
-                                         "/usr/share/matplotlib/mpl-data/sample_data/grace_hopper.jpg",
-                                         demo / "sample1.jpg", demo / "sample5.jpg"};
-    for (const auto& p : paths)
-      if (!fs::exists(p)) return;
+    const auto photos = test::registry_photos();
+    if (!photos) return;
+    const std::initializer_list<fs::path> paths = {photos->astronaut, photos->grace_hopper, photos->demo(1),
+                                                   photos->demo(5)};
+    if (!test::all_exist(paths)) return;
     FaceAnalyserOptions options = SwapOptions{}.analyser;
     options.embeddings = false;
     options.attributes = false;
@@ -82,10 +79,7 @@ class SwapShape : public ::testing::Test {
   }
   static void TearDownTestSuite() { analyser.reset(); }
   void SetUp() override {
-    if (!analyser) {
-      if (test::npm_required()) GTEST_FAIL() << "test photos or models missing (VISAGE_REQUIRE_NPM set)";
-      GTEST_SKIP() << "test photos or models missing: run scripts/install_deps.sh";
-    }
+    if (!analyser) VISAGE_SKIP_OR_FAIL_WITHOUT_PHOTOS();
   }
   static inline std::unique_ptr<FaceAnalyser> analyser;
   static inline std::vector<Face> faces;

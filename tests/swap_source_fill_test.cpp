@@ -254,7 +254,7 @@ TEST(SwapSourceFill, BlendMaskEndsBeforeAWideUnusableArea) {
 // source_share 2.7.
 TEST(SwapSourceFill, AstronautsForeheadEndsWithoutALightLine) {
   VISAGE_REQUIRE_NPM_DIR(npm);
-  const std::filesystem::path source_path = npm / "../../debian/skimage/astronaut.png";
+  const std::filesystem::path source_path = visage::test::RegistryPhotos(npm).astronaut;
   const std::filesystem::path target_path =
       std::filesystem::path(VISAGE_SOURCE_DIR) / "../shared/media/portraits/stock-emotions-a-4.jpg";
   if (!std::filesystem::exists(source_path) || !std::filesystem::exists(target_path))

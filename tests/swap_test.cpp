@@ -17,7 +17,6 @@
 
 namespace {
 
-namespace fs = std::filesystem;
 using namespace visage;
 using test::inside_polygon;
 using test::mesh_hull;
@@ -46,27 +45,19 @@ void expect_changes_near_face(const at::Tensor& a, const at::Tensor& b, const Fa
 class Swap : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    auto npm = test::npm_dir();
-    if (!npm) return;
-    astronaut_path = *npm / "../../debian/skimage/astronaut.png";
-    chelsea_path = *npm / "../../debian/skimage/chelsea.png";
-    group_path = *npm / "@vladmandic/face-api/demo/sample1.jpg";
-    hopper_path = "/usr/share/matplotlib/mpl-data/sample_data/grace_hopper.jpg";
-    for (const auto& p : {astronaut_path, chelsea_path, group_path, hopper_path})
-      if (!fs::exists(p)) return;
+    photos = test::registry_photos();
+    if (!photos || !test::all_exist({photos->astronaut, photos->chelsea, photos->demo(1), photos->grace_hopper}))
+      return;
     swapper = std::make_unique<FaceSwapper>(SwapOptions{});
-    astronaut = read_image(astronaut_path).rgb;
-    hopper = read_image(hopper_path).rgb;
+    astronaut = read_image(photos->astronaut).rgb;
+    hopper = read_image(photos->grace_hopper).rgb;
   }
   static void TearDownTestSuite() { swapper.reset(); }
   void SetUp() override {
-    if (!swapper) {
-      if (test::npm_required()) GTEST_FAIL() << "test photos or models missing (VISAGE_REQUIRE_NPM set)";
-      GTEST_SKIP() << "test photos or models missing: run scripts/install_deps.sh";
-    }
+    if (!swapper) VISAGE_SKIP_OR_FAIL_WITHOUT_PHOTOS();
   }
   static inline std::unique_ptr<FaceSwapper> swapper;
-  static inline fs::path astronaut_path, chelsea_path, group_path, hopper_path;
+  static inline std::optional<test::RegistryPhotos> photos;
   static inline at::Tensor astronaut, hopper;
 };
 
@@ -128,7 +119,7 @@ TEST_F(Swap, GreyscaleTargetGivesGreyscaleResult) {
 }
 
 TEST_F(Swap, TargetWithoutHumanFaceIsLeftAlone) {
-  at::Tensor cat = read_image(chelsea_path).rgb;
+  at::Tensor cat = read_image(photos->chelsea).rgb;
   SourceFace source = swapper->prepare_source({astronaut});
   at::Tensor out = swapper->swap(cat, source);
   EXPECT_EQ(swapper->faces_swapped(), 0u);
@@ -136,7 +127,7 @@ TEST_F(Swap, TargetWithoutHumanFaceIsLeftAlone) {
 }
 
 TEST_F(Swap, SourceWithoutFaceIsAClearError) {
-  at::Tensor cat = read_image(chelsea_path).rgb;
+  at::Tensor cat = read_image(photos->chelsea).rgb;
   try {
     swapper->prepare_source({astronaut, cat});
     FAIL() << "expected Error{bad_input}";
@@ -148,7 +139,7 @@ TEST_F(Swap, SourceWithoutFaceIsAClearError) {
 }
 
 TEST_F(Swap, DifferentSourcesForDifferentPeopleInOnePass) {
-  at::Tensor group = read_image(group_path).rgb;
+  at::Tensor group = read_image(photos->demo(1)).rgb;
   std::vector<Face> faces = swapper->analyser().analyse(group);
   ASSERT_GE(faces.size(), 2u);
   std::sort(faces.begin(), faces.end(), [](const Face& a, const Face& b) { return a.box.x < b.box.x; });

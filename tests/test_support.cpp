@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -56,6 +57,25 @@ std::string npm_dir_missing_reason() {
 bool npm_required() {
   std::string value = env("VISAGE_REQUIRE_NPM");
   return !value.empty() && value != "0";
+}
+
+RegistryPhotos::RegistryPhotos(const std::filesystem::path& npm)
+    : astronaut(npm / kSkimageInNpm / "astronaut.png"),
+      chelsea(npm / kSkimageInNpm / "chelsea.png"),
+      demo_dir_(npm / "@vladmandic/face-api/demo") {}
+
+std::filesystem::path RegistryPhotos::demo(int index) const {
+  return demo_dir_ / ("sample" + std::to_string(index) + ".jpg");
+}
+
+std::optional<RegistryPhotos> registry_photos() {
+  const auto npm = npm_dir();
+  if (!npm) return std::nullopt;
+  return RegistryPhotos(*npm);
+}
+
+bool all_exist(std::initializer_list<std::filesystem::path> files) {
+  return std::all_of(files.begin(), files.end(), [](const auto& f) { return std::filesystem::exists(f); });
 }
 
 at::Tensor read_npy(const std::filesystem::path& file) {

@@ -5,7 +5,10 @@
 #include <ATen/core/Tensor.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <chrono>
 #include <filesystem>
+#include <initializer_list>
 #include <optional>
 #include <string>
 #include <vector>
@@ -27,6 +30,49 @@ std::string npm_dir_missing_reason();
 // True when $VISAGE_REQUIRE_NPM is set to a non-empty value other than "0":
 // `make test` sets it, so that a missing install fails instead of skipping.
 bool npm_required();
+
+// Debian's grace_hopper.jpg (python-matplotlib-data, which
+// scripts/install_deps.sh installs).
+inline const std::filesystem::path kGraceHopper = "/usr/share/matplotlib/mpl-data/sample_data/grace_hopper.jpg";
+
+// scikit-image's sample photos, relative to the npm directory:
+// scripts/install_deps.sh unpacks python3-skimage into third_party/debian,
+// beside third_party/npm.
+inline const std::filesystem::path kSkimageInNpm = "../../debian/skimage";
+
+// Where the registry's photos are for the npm directory `npm`. Paths only:
+// each test checks the ones it reads (all_exist), so that a photo one test
+// does not read never skips it.
+struct RegistryPhotos {
+  explicit RegistryPhotos(const std::filesystem::path& npm);
+  std::filesystem::path astronaut;  // scikit-image: a frontal portrait
+  std::filesystem::path chelsea;    // scikit-image: a cat
+  std::filesystem::path grace_hopper = kGraceHopper;
+  // face-api's demo/sample<index>.jpg.
+  std::filesystem::path demo(int index) const;
+
+ private:
+  std::filesystem::path demo_dir_;
+};
+
+// The registry photos of npm_dir(); nullopt when that directory is absent.
+std::optional<RegistryPhotos> registry_photos();
+
+// Whether every one of `files` exists.
+bool all_exist(std::initializer_list<std::filesystem::path> files);
+
+// The best of `runs` wall-clock times of fn(), in milliseconds, for the
+// timing tests' printouts (tests never assert a time).
+template <typename F>
+double best_time_ms(F&& fn, int runs = 5) {
+  double best = 1e9;
+  for (int i = 0; i < runs; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    fn();
+    best = std::min(best, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return best;
+}
 
 // Reads a little-endian, C-order .npy file (float32, float64, uint8, int32 or
 // int64) into a CPU tensor of the same type and shape. Throws
@@ -80,6 +126,14 @@ Error expect_error(F&& f) {
     GTEST_SKIP() << ::visage::test::npm_dir_missing_reason();                                  \
   }                                                                                            \
   const std::filesystem::path var = *var##_found
+
+// Ends the test (or a fixture's SetUp) whose registry photos or models are
+// missing: FAILED when npm_required(), else SKIPPED.
+#define VISAGE_SKIP_OR_FAIL_WITHOUT_PHOTOS()                                                                      \
+  do {                                                                                                            \
+    if (::visage::test::npm_required()) GTEST_FAIL() << "test photos or models missing (VISAGE_REQUIRE_NPM set)"; \
+    GTEST_SKIP() << "test photos or models missing: run scripts/install_deps.sh";                                 \
+  } while (false)
 
 // Declares `const std::filesystem::path var` for a file inside the npm
 // directory, skipping (or failing, as above) when the npm directory is absent.
