@@ -289,4 +289,53 @@ TEST(SwapSourceFill, AstronautsForeheadEndsWithoutALightLine) {
   EXPECT_LT(lighter, 6.f);
 }
 
+// Over the temples the astronaut's forehead reaches up to its hairline, whose
+// shadow on the skin (a row or two far darker than the forehead: the hair
+// test starts the hair at a column's second dark pixel) stayed usable and drew a
+// dark line where the source gives way to the target: the "wings" above a-4's
+// outer brows, whose top edge read as a line. The hairline's first dark pixel
+// and one more below are now the hair's. Measured as the steepest step between
+// neighbouring rows of the mean over each outer quarter of the brows' span,
+// from the mesh's top to just above the brows: 3.0 levels before, 2.1 after.
+TEST(SwapSourceFill, AstronautsHairlineShadowDrawsNoLineOverTheTemples) {
+  VISAGE_REQUIRE_NPM_DIR(npm);
+  const std::filesystem::path source_path = visage::test::RegistryPhotos(npm).astronaut;
+  const std::filesystem::path target_path =
+      std::filesystem::path(VISAGE_SOURCE_DIR) / "../shared/media/portraits/stock-emotions-a-4.jpg";
+  if (!std::filesystem::exists(source_path) || !std::filesystem::exists(target_path))
+    GTEST_SKIP() << "photos missing: " << source_path << ", " << target_path
+                 << " (shared media: not in the repository)";
+  visage::FaceSwapper swapper{visage::SwapOptions{}};
+  const at::Tensor target = visage::read_image(target_path).rgb;
+  const at::Tensor out = swapper.swap(target, swapper.prepare_source({visage::read_image(source_path).rgb}));
+  ASSERT_EQ(swapper.faces_swapped(), 1u);
+  const std::vector<visage::Face> faces = swapper.analyser().analyse(target);
+  const visage::Face* face = visage::test::largest_face(faces);
+  ASSERT_TRUE(face && face->landmarks_68.size() == 68u);
+  float brow_y = 0, left = 1e9f, right = -1e9f;
+  for (int i = 17; i <= 26; ++i) {
+    brow_y += face->landmarks_68[i].y / 10;
+    left = std::min(left, face->landmarks_68[i].x);
+    right = std::max(right, face->landmarks_68[i].x);
+  }
+  const float size = std::max(face->box.width, face->box.height);
+  const int64_t y0 = std::max<int64_t>(0, std::lround(face->mesh[10].y));
+  const int64_t y1 = std::lround(brow_y - 0.02f * size);
+  ASSERT_GT(y1 - y0, 20);
+  // The steepest change between neighbouring rows of each outer quarter's
+  // mean (a line, or an edge where a smooth fade should be).
+  float steepest = 0;
+  for (float from : {0.f, 0.75f}) {
+    const int64_t x0 = std::lround(left + from * (right - left)),
+                  x1 = std::lround(left + (from + 0.25f) * (right - left));
+    const at::Tensor rows = out.narrow(0, y0, y1 - y0).narrow(1, x0, x1 - x0).to(at::kFloat).mean({1, 2});
+    steepest =
+        std::max(steepest,
+                 (rows.narrow(0, 1, rows.size(0) - 1) - rows.narrow(0, 0, rows.size(0) - 1)).abs().max().item<float>());
+  }
+  std::cout << "face " << size << " px, temples' rows " << y0 << "-" << y1 << ": steepest step between rows "
+            << steepest << " levels\n";
+  EXPECT_LT(steepest, 2.5f);
+}
+
 }  // namespace

@@ -553,6 +553,11 @@ at::Tensor forehead_skin(const at::Tensor& image, const at::Tensor& usable, cons
         const bool hair_like = lp[i] < darkest || up[i] < 0.5f;
         run = hair_like ? run + 1 : 0;
         hair = run >= 2;
+        // The run's first pixel and one more below it are the hairline's
+        // shadow on the skin: dark rows that, left usable, drew a line where
+        // the source's forehead gives way to the target's.
+        if (hair)
+          for (int64_t k = 1; k <= 2 && y + k < h; ++k) op[i + k * w] = 0.f;
       }
       if (hair) op[i] = 0.f;
     }
