@@ -7,6 +7,7 @@
 #ifdef VISAGE_WITH_CUDA
 #include <ATen/cuda/CUDAContext.h>
 #include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #endif
@@ -406,6 +407,10 @@ struct Session::State {
   std::vector<at::Tensor> graph_outputs;
   std::vector<std::vector<int64_t>> graph_shapes;
   bool graphs_unsupported = false;  // capture failed for good: run eagerly from then on
+  // The stream captures run on, this session's own: a pool stream may be
+  // another thread's current stream (a video's swap workers each take one),
+  // whose work would then land in the capture.
+  cudaStream_t capture_stream = nullptr;
   std::optional<std::vector<at::Tensor>> run_cuda_graph(const Model::Impl& impl, const std::vector<at::Tensor>& inputs);
   bool restage(const Model::Impl& impl, int step);
 #endif
@@ -438,6 +443,10 @@ void set_step_observer(const StepObserver* observer) { current_observer = observ
 int cuda_graph_fallbacks() { return graph_fallbacks.load(); }
 
 Session::State::~State() {
+#ifdef VISAGE_WITH_CUDA
+  graph.reset();  // before its stream
+  if (capture_stream) (void)cudaStreamDestroy(capture_stream);
+#endif
   if (!profile || profile_runs == 0 || profiled == nullptr) return;
   // Per operator and the slowest steps, per run.
   const auto& steps = profiled->steps;
@@ -739,12 +748,18 @@ std::optional<std::vector<at::Tensor>> Session::State::run_cuda_graph(const Mode
       // input buffers.
       graph_inputs.clear();
       for (const auto& input : inputs) graph_inputs.push_back(stage_input(impl, input).clone());
-      auto stream = c10::cuda::getStreamFromPool(false, impl.device.index());
+      if (!capture_stream) {
+        c10::cuda::CUDAGuard on_device(impl.device.index());
+        C10_CUDA_CHECK(cudaStreamCreateWithFlags(&capture_stream, cudaStreamNonBlocking));
+      }
+      auto stream = c10::cuda::getStreamFromExternal(capture_stream, impl.device.index());
       c10::cuda::CUDAStreamGuard stream_guard(stream);
       for (int i = 0; i < 2; ++i) run_steps(impl, graph_inputs);
       stream.synchronize();
       auto captured = std::make_unique<at::cuda::CUDAGraph>();
-      captured->capture_begin();
+      // Thread-local: other threads (a video's swap workers) go on meanwhile
+      // without their calls being held to the capture's rules.
+      captured->capture_begin({0, 0}, cudaStreamCaptureModeThreadLocal);
       capturing = true;
       try {
         graph_outputs = run_steps(impl, graph_inputs);
