@@ -246,46 +246,56 @@ TEST(SwapSourceFill, BlendMaskEndsBeforeAWideUnusableArea) {
 
 // Shared media (skipped without ../shared): the sheet's fringe case,
 // scikit-image's astronaut (a fringe down to a finger's width above the
-// brows) on stock-emotions-a-4 (a bare forehead). Where the source's usable
-// forehead ends, just above the brows, the result showed a light band: over
-// the middle of the forehead the result was up to 18 levels lighter than the
-// target on the rows above the brows (the layer lifted by the edge matching,
-// which had measured the shadowed rows under the fringe as skin); with
-// source_share 2.7.
-TEST(SwapSourceFill, AstronautsForeheadEndsWithoutALightLine) {
-  VISAGE_REQUIRE_NPM_DIR(npm);
-  const std::filesystem::path source_path = visage::test::RegistryPhotos(npm).astronaut;
-  const std::filesystem::path target_path =
-      std::filesystem::path(VISAGE_SOURCE_DIR) / "../shared/media/portraits/stock-emotions-a-4.jpg";
-  if (!std::filesystem::exists(source_path) || !std::filesystem::exists(target_path))
-    GTEST_SKIP() << "photos missing: " << source_path << ", " << target_path
-                 << " (shared media: not in the repository)";
-  visage::FaceSwapper swapper{visage::SwapOptions{}};
-  const at::Tensor target = visage::read_image(target_path).rgb;
-  const at::Tensor out = swapper.swap(target, swapper.prepare_source({visage::read_image(source_path).rgb}));
-  ASSERT_EQ(swapper.faces_swapped(), 1u);
-  const std::vector<visage::Face> faces = swapper.analyser().analyse(target);
-  const visage::Face* face = visage::test::largest_face(faces);
-  ASSERT_TRUE(face && face->landmarks_68.size() == 68u);
-  // The forehead: from the mesh's top to the brows, the middle 40% of the brows' span.
-  float brow_y = 0, left = 1e9f, right = -1e9f;
-  for (int i = 17; i <= 26; ++i) {
-    brow_y += face->landmarks_68[i].y / 10;
-    left = std::min(left, face->landmarks_68[i].x);
-    right = std::max(right, face->landmarks_68[i].x);
+// brows) on stock-emotions-a-4 (a bare forehead), swapped with the defaults;
+// the target's brows (68 points 17-26) and the mesh's top bound the forehead.
+class SwapSourceFillAstronautOnA4 : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    VISAGE_REQUIRE_NPM_DIR(npm);
+    const std::filesystem::path source_path = visage::test::RegistryPhotos(npm).astronaut;
+    const std::filesystem::path target_path =
+        std::filesystem::path(VISAGE_SOURCE_DIR) / "../shared/media/portraits/stock-emotions-a-4.jpg";
+    if (!std::filesystem::exists(source_path) || !std::filesystem::exists(target_path))
+      GTEST_SKIP() << "photos missing: " << source_path << ", " << target_path
+                   << " (shared media: not in the repository)";
+    visage::FaceSwapper swapper{visage::SwapOptions{}};
+    target = visage::read_image(target_path).rgb;
+    out = swapper.swap(target, swapper.prepare_source({visage::read_image(source_path).rgb}));
+    ASSERT_EQ(swapper.faces_swapped(), 1u);
+    const std::vector<visage::Face> faces = swapper.analyser().analyse(target);
+    const visage::Face* face = visage::test::largest_face(faces);
+    ASSERT_TRUE(face && face->landmarks_68.size() == 68u);
+    for (int i = 17; i <= 26; ++i) {
+      brow_y += face->landmarks_68[i].y / 10;
+      left = std::min(left, face->landmarks_68[i].x);
+      right = std::max(right, face->landmarks_68[i].x);
+    }
+    size = std::max(face->box.width, face->box.height);
+    top_y = std::max<int64_t>(0, std::lround(face->mesh[10].y));
   }
-  const float size = std::max(face->box.width, face->box.height);
-  const int64_t x0 = std::lround(left + 0.3f * (right - left)), x1 = std::lround(left + 0.7f * (right - left));
-  // Rows from the mesh's top to just above the brows (1% of the face above their mean line).
-  const int64_t y0 = std::max<int64_t>(0, std::lround(face->mesh[10].y));
-  const int64_t y1 = std::lround(brow_y - 0.01f * size);
-  ASSERT_GT(y1 - y0, 20);
-  auto profile = [&](const at::Tensor& image) {  // mean over the columns, per row
-    return image.narrow(0, y0, y1 - y0).narrow(1, x0, x1 - x0).to(at::kFloat).mean({1, 2});
-  };
-  const float lighter = (profile(out) - profile(target)).max().item<float>();
-  std::cout << "face " << size << " px, forehead rows " << y0 << "-" << y1
-            << ": result lighter than the target by up to " << lighter << " levels\n";
+  // Per row from the mesh's top to `above` of the face above the brows' mean
+  // line, the mean of `image` over the brows' span from `from` to `to` (0..1).
+  at::Tensor forehead_rows(const at::Tensor& image, float from, float to, float above) const {
+    const int64_t x0 = std::lround(left + from * (right - left)), x1 = std::lround(left + to * (right - left));
+    const int64_t y1 = std::lround(brow_y - above * size);
+    EXPECT_GT(y1 - top_y, 20);
+    return image.narrow(0, top_y, y1 - top_y).narrow(1, x0, x1 - x0).to(at::kFloat).mean({1, 2});
+  }
+  at::Tensor target, out;
+  float brow_y = 0, left = 1e9f, right = -1e9f, size = 0;
+  int64_t top_y = 0;
+};
+
+// Where the source's usable forehead ends, just above the brows, the result
+// showed a light band: over the middle of the forehead the result was up to
+// 18 levels lighter than the target on the rows above the brows (the layer
+// lifted by the edge matching, which had measured the shadowed rows under the
+// fringe as skin); with source_share 2.7.
+TEST_F(SwapSourceFillAstronautOnA4, ForeheadEndsWithoutALightLine) {
+  // The middle 40% of the brows' span, to 1% of the face above their line.
+  const float lighter =
+      (forehead_rows(out, 0.3f, 0.7f, 0.01f) - forehead_rows(target, 0.3f, 0.7f, 0.01f)).max().item<float>();
+  std::cout << "face " << size << " px: result lighter than the target by up to " << lighter << " levels\n";
   EXPECT_LT(lighter, 6.f);
 }
 
@@ -296,45 +306,15 @@ TEST(SwapSourceFill, AstronautsForeheadEndsWithoutALightLine) {
 // outer brows, whose top edge read as a line. The hairline's first dark pixel
 // and one more below are now the hair's. Measured as the steepest step between
 // neighbouring rows of the mean over each outer quarter of the brows' span,
-// from the mesh's top to just above the brows: 3.0 levels before, 2.1 after.
-TEST(SwapSourceFill, AstronautsHairlineShadowDrawsNoLineOverTheTemples) {
-  VISAGE_REQUIRE_NPM_DIR(npm);
-  const std::filesystem::path source_path = visage::test::RegistryPhotos(npm).astronaut;
-  const std::filesystem::path target_path =
-      std::filesystem::path(VISAGE_SOURCE_DIR) / "../shared/media/portraits/stock-emotions-a-4.jpg";
-  if (!std::filesystem::exists(source_path) || !std::filesystem::exists(target_path))
-    GTEST_SKIP() << "photos missing: " << source_path << ", " << target_path
-                 << " (shared media: not in the repository)";
-  visage::FaceSwapper swapper{visage::SwapOptions{}};
-  const at::Tensor target = visage::read_image(target_path).rgb;
-  const at::Tensor out = swapper.swap(target, swapper.prepare_source({visage::read_image(source_path).rgb}));
-  ASSERT_EQ(swapper.faces_swapped(), 1u);
-  const std::vector<visage::Face> faces = swapper.analyser().analyse(target);
-  const visage::Face* face = visage::test::largest_face(faces);
-  ASSERT_TRUE(face && face->landmarks_68.size() == 68u);
-  float brow_y = 0, left = 1e9f, right = -1e9f;
-  for (int i = 17; i <= 26; ++i) {
-    brow_y += face->landmarks_68[i].y / 10;
-    left = std::min(left, face->landmarks_68[i].x);
-    right = std::max(right, face->landmarks_68[i].x);
-  }
-  const float size = std::max(face->box.width, face->box.height);
-  const int64_t y0 = std::max<int64_t>(0, std::lround(face->mesh[10].y));
-  const int64_t y1 = std::lround(brow_y - 0.02f * size);
-  ASSERT_GT(y1 - y0, 20);
-  // The steepest change between neighbouring rows of each outer quarter's
-  // mean (a line, or an edge where a smooth fade should be).
+// to 2% of the face above the brows: 3.0 levels before, 2.1 after.
+TEST_F(SwapSourceFillAstronautOnA4, HairlineShadowDrawsNoLineOverTheTemples) {
   float steepest = 0;
   for (float from : {0.f, 0.75f}) {
-    const int64_t x0 = std::lround(left + from * (right - left)),
-                  x1 = std::lround(left + (from + 0.25f) * (right - left));
-    const at::Tensor rows = out.narrow(0, y0, y1 - y0).narrow(1, x0, x1 - x0).to(at::kFloat).mean({1, 2});
-    steepest =
-        std::max(steepest,
-                 (rows.narrow(0, 1, rows.size(0) - 1) - rows.narrow(0, 0, rows.size(0) - 1)).abs().max().item<float>());
+    const at::Tensor rows = forehead_rows(out, from, from + 0.25f, 0.02f);
+    const int64_t n = rows.size(0);
+    steepest = std::max(steepest, (rows.narrow(0, 1, n - 1) - rows.narrow(0, 0, n - 1)).abs().max().item<float>());
   }
-  std::cout << "face " << size << " px, temples' rows " << y0 << "-" << y1 << ": steepest step between rows "
-            << steepest << " levels\n";
+  std::cout << "face " << size << " px: steepest step between rows over the temples " << steepest << " levels\n";
   EXPECT_LT(steepest, 2.5f);
 }
 
