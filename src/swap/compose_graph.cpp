@@ -79,7 +79,8 @@ std::optional<std::vector<at::Tensor>> ComposeGraphs::run(const std::string& key
   (void)key, (void)inputs, (void)compose, (void)keep;
   return std::nullopt;
 #else
-  const bool debug = std::getenv("VISAGE_DEBUG_CAPTURE") != nullptr;
+  // Read once: run() comes for every face.
+  static const bool debug = std::getenv("VISAGE_DEBUG_CAPTURE") != nullptr;
   if (debug) std::fprintf(stderr, "visage: compose graph key %s\n", key.c_str());
   if (inputs.empty() || !at::cuda::is_available()) return std::nullopt;
   at::Device device = at::kCPU;
@@ -126,10 +127,7 @@ std::optional<std::vector<at::Tensor>> ComposeGraphs::run(const std::string& key
     }
     auto stream = c10::cuda::getStreamFromExternal(static_cast<cudaStream_t>(stream_), device.index());
     c10::cuda::CUDAStreamGuard on_stream(stream);
-    {
-      detail::ConstantsKept warm_up;
-      compose(e.inputs);
-    }
+    compose(e.inputs);
     stream.synchronize();
     detail::ConstantsKept constants;
     // Thread-local: other threads' calls are not held to the capture's rules.

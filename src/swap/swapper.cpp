@@ -250,13 +250,13 @@ class FaceRasters {
     return static_cast<int>(values_.size() - v.size());
   }
 
-  // Rasterises: the correspondence of `dst` (in a sh x sw grid) with `src`,
-  // and every polygon set added so far. On a device this prepares the
-  // upload (pinned(); the host's share) and resolve() does the rest.
+  // Rasterises: the correspondence of `dst` (in the height x width grid)
+  // with `src`, and every polygon set added so far. On a device this
+  // prepares the upload (pinned(); the host's share) and resolve() does the rest.
   void make(std::span<const Point3> dst, std::span<const Point3> src, std::span<const int> mirror,
-            const Triangles& triangles, int sh, int sw) {
+            const Triangles& triangles) {
     if (device_.is_cpu()) {
-      corr_ = mesh_correspondence(dst, src, mirror, triangles, sh, sw);
+      corr_ = mesh_correspondence(dst, src, mirror, triangles, h_, w_);
       fills_.resize(sets_.size());
       values_t_ = at::tensor(values_, at::kFloat);
       return;
@@ -267,26 +267,26 @@ class FaceRasters {
       return host && std::string(host) == "1";
     }();
     if (on_host) {
-      make_on_host(dst, src, mirror, triangles, sh, sw);
+      make_on_host(dst, src, mirror, triangles);
     } else {
-      prepare(dst, src, mirror, triangles, sh, sw);
+      prepare(dst, src, mirror, triangles);
     }
   }
 
   // What the device work is given: make()'s host buffer (pinned; undefined
-  // where make() did everything), and the sizes that shape that work.
+  // where make() did everything), and the sizes that shape that work
+  // besides the grid's.
   const at::Tensor& pinned() const { return host_; }
   std::string layout() const {
     return std::to_string(rows_) + "," + std::to_string(deposits_) + "," + std::to_string(candidates_) + "," +
-           std::to_string(sh_) + "x" + std::to_string(sw_) + "," + std::to_string(sets_.size()) + "," +
-           std::to_string(values_.size());
+           std::to_string(sets_.size()) + "," + std::to_string(values_.size());
   }
   // The device's share of make(), from pinned() as uploaded to the device.
   void resolve(const at::Tensor& all) {
     constexpr int64_t kg = TriangleTables::kGeometry, ks = TriangleTables::kSources;
     auto part = [&](int i) { return all.narrow(0, offsets_[i], offsets_[i + 1] - offsets_[i]); };
     corr_ = mesh_correspondence_aten(part(0).view({rows_, kg}), part(1).view({rows_, ks}), part(2).view(at::kInt),
-                                     candidates_, sh_, sw_);
+                                     candidates_, h_, w_);
     const int64_t sets = static_cast<int64_t>(sets_.size());
     at::Tensor masks = detail::resolve_polygon_deposits(part(3).view(at::kInt), part(4), sets, h_, w_);
     fills_.clear();
@@ -308,17 +308,16 @@ class FaceRasters {
 
  private:
   void prepare(std::span<const Point3> dst, std::span<const Point3> src, std::span<const int> mirror,
-               const Triangles& triangles, int sh, int sw) {
-    TriangleTables tables = triangle_tables(dst, src, mirror, triangles, sh, sw);
+               const Triangles& triangles) {
+    TriangleTables tables = triangle_tables(dst, src, mirror, triangles, h_, w_);
     std::vector<int32_t> cells;
     std::vector<float> values;
     for (size_t i = 0; i < sets_.size(); ++i)
       detail::polygon_deposits(h_, w_, sets_[i], static_cast<int64_t>(i), cells, values);
-    pad(tables, triangles.size() + 1, int64_t{sh} * sw, sw);
+    pad(tables, triangles.size() + 1, int64_t{h_} * w_, w_);
     const size_t deposits = static_cast<size_t>(padded(static_cast<int64_t>(cells.size())));
     cells.resize(deposits, 0), values.resize(deposits, 0.f);  // adding 0 to the first cell
     rows_ = tables.rows(), deposits_ = static_cast<int64_t>(cells.size()), candidates_ = tables.candidates;
-    sh_ = sh, sw_ = sw;
     constexpr int64_t kg = TriangleTables::kGeometry, ks = TriangleTables::kSources;
     // One float buffer; the int32 parts travel as their bits.
     const int64_t sizes[6] = {rows_ * kg, rows_ * ks, rows_,
@@ -363,24 +362,24 @@ class FaceRasters {
   }
 
   void make_on_host(std::span<const Point3> dst, std::span<const Point3> src, std::span<const int> mirror,
-                    const Triangles& triangles, int sh, int sw) {
-    const int64_t sub = int64_t{sh} * sw, plane = int64_t{h_} * w_, sets = static_cast<int64_t>(sets_.size());
+                    const Triangles& triangles) {
+    const int64_t plane = int64_t{h_} * w_, sets = static_cast<int64_t>(sets_.size());
     const int64_t n_values = static_cast<int64_t>(values_.size());
-    const int64_t total = 7 * sub + sets * plane + n_values;
+    const int64_t total = (7 + sets) * plane + n_values;
     at::Tensor host = at::empty({total}, at::TensorOptions().dtype(at::kFloat).pinned_memory(true));
     float* p = host.data_ptr<float>();
-    mesh_correspondence_into(dst, src, mirror, triangles, sh, sw, p, p + sub, p + 4 * sub);
+    mesh_correspondence_into(dst, src, mirror, triangles, h_, w_, p, p + plane, p + 4 * plane);
     for (size_t i = 0; i < sets_.size(); ++i)
-      fill_polygons_into(p + 7 * sub + static_cast<int64_t>(i) * plane, h_, w_, sets_[i]);
-    std::copy(values_.begin(), values_.end(), p + 7 * sub + sets * plane);
+      fill_polygons_into(p + 7 * plane + static_cast<int64_t>(i) * plane, h_, w_, sets_[i]);
+    std::copy(values_.begin(), values_.end(), p + 7 * plane + sets * plane);
     at::Tensor all = host.to(device_, at::kFloat, /*non_blocking=*/true);
-    corr_.covered = all.narrow(0, 0, sub).view({sh, sw});
-    corr_.pairs = all.narrow(0, sub, 6 * sub).view({2, sh, sw, 3});
+    corr_.covered = all.narrow(0, 0, plane).view({h_, w_});
+    corr_.pairs = all.narrow(0, plane, 6 * plane).view({2, h_, w_, 3});
     corr_.direct = corr_.pairs.select(0, 0);
     corr_.mirrored = corr_.pairs.select(0, 1);
     for (size_t i = 0; i < sets_.size(); ++i)
-      fills_.push_back(all.narrow(0, 7 * sub + static_cast<int64_t>(i) * plane, plane).view({h_, w_}));
-    values_t_ = all.narrow(0, 7 * sub + sets * plane, n_values);
+      fills_.push_back(all.narrow(0, 7 * plane + static_cast<int64_t>(i) * plane, plane).view({h_, w_}));
+    values_t_ = all.narrow(0, 7 * plane + sets * plane, n_values);
   }
 
   int h_, w_;
@@ -390,7 +389,6 @@ class FaceRasters {
   at::Tensor host_;  // prepare()'s upload
   int64_t offsets_[7] = {0, 0, 0, 0, 0, 0, 0};
   int64_t rows_ = 0, deposits_ = 0, candidates_ = 0;
-  int sh_ = 0, sw_ = 0;
   std::vector<at::Tensor> fills_;
   at::Tensor values_t_;
   Correspondence corr_;
@@ -879,12 +877,12 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
     }
     const std::array<float, 3> ramp = forehead_ramp_coefficients(parts);
     const int ramp_id = rasters.add_values({ramp[0], ramp[1], ramp[2]});
-    rasters.make(new_local, src.mesh, topo.mirror, topo.triangles, h, w);
+    rasters.make(new_local, src.mesh, topo.mirror, topo.triangles);
 
     // 3.-4. on the device (or the CPU): from the background at the working
     // size and, on a device, the rasters' upload, to the blended face and
     // the mask it is pasted with. Every number it uses that changes from
-    // face to face comes in these two tensors, or is part of graph_key
+    // face to face comes in these two tensors, or is part of the graph's key
     // below (compose_graph.hpp).
     auto compose = [&](const at::Tensor& bg_hwc, const at::Tensor& uploaded) -> std::vector<at::Tensor> {
       if (uploaded.defined()) rasters.resolve(uploaded);
@@ -911,7 +909,7 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
       at::Tensor direct_facing = samples.select(0, 0).select(2, 5), mirror_facing = samples.select(0, 1).select(2, 5);
       // Direct or mirrored, relit to one smooth shading, narrow holes filled,
       // the midline's penumbra lifted (source_fill.hpp; `apart` in source face sizes).
-      const at::Tensor& covered_sub = corr.covered;
+      const at::Tensor& covered = corr.covered;
       // Only a turned source's sides meet in its penumbra (no work for a frontal one).
       at::Tensor apart;
       if (src.turned) {
@@ -919,11 +917,10 @@ at::Tensor FaceSwapper::swap(const at::Tensor& target_in, const std::vector<Swap
         apart.mul_(1.f / src.face_size);
       }
       const MixedTexture mixed = mix_sides({direct_rgb, direct_ok, direct_facing},
-                                           {mirror_rgb, mirror_ok, mirror_facing}, covered_sub, apart, face_size);
+                                           {mirror_rgb, mirror_ok, mirror_facing}, covered, apart, face_size);
       const at::Tensor& texture = mixed.rgb;
       const at::Tensor own = mixed.weight.unsqueeze(2);
       at::Tensor layer = at::lerp(bg_hwc, texture, own);
-      const at::Tensor& covered = covered_sub;
 
       // 4. Masks, colour, blend.
       stage.next("swap.masks");
